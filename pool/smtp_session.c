@@ -1,1 +1,1367 @@
-/* placeholder: being written */
+/* smtp_session: the SMTP/LMTP client state machine. See smtp_session.h.
+ *
+ * Two cursors, as in Postfix's smtp_loop: what has been queued for sending
+ * and what has been answered. Sending is lazy: reply handlers only decide
+ * (set an emit state, stage a line); bytes are produced in fill(), which runs
+ * inside smtp_session_output() when none of the session's memory is lent to
+ * the kernel, so a buffer never moves under a send in flight.
+ *
+ * Each command queued pushes an entry on the pending ring; consecutive RCPTs
+ * of one transaction share an entry (a range), so a transaction takes at most
+ * five entries whatever its recipient count. */
+#include "pool/smtp_session.h"
+#include "pool/smtp_cmd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_IN_START   4096
+#define SESSION_IN_MAX     (256 * 1024)  /* a reply of 128 lines of 2 KiB */
+#define SESSION_CMD_CAP    8192          /* command bytes queued, unsent */
+#define SESSION_SCRATCH    16384         /* dot-stuffed body, per write */
+#define SESSION_SEGS       64
+#define SESSION_PENDING    64
+#define SESSION_RAW_MAX    16
+#define SESSION_TXN_MAX    32
+#define SESSION_RCPT_MAX   1000          /* recipients in one transaction */
+#define SESSION_DEFAULT_INFLIGHT 8
+
+enum pend_kind {
+	PEND_GREETING, PEND_EHLO, PEND_HELO, PEND_STARTTLS, PEND_AUTH,
+	PEND_RSET, PEND_MAIL, PEND_RCPT, PEND_DATA, PEND_BODY, PEND_RAW, PEND_QUIT,
+};
+
+struct pending {
+	unsigned char kind;
+	unsigned char txn;       /* slot index, for transaction commands */
+	unsigned short count;    /* RCPT: recipients in the range; BODY (LMTP): replies left */
+	unsigned first;          /* RCPT: first recipient of the range */
+};
+
+enum seg_kind { SEG_CMD, SEG_RAW, SEG_DOT };
+
+struct segment {
+	unsigned char kind;
+	unsigned char secret;    /* AUTH bytes: wiped once sent */
+	size_t len;              /* CMD: bytes in cmdbuf; RAW/DOT: body length */
+	size_t off;              /* RAW/DOT: body bytes done (DOT: stuffed into scratch) */
+	const char *ptr;
+	struct smtp_dot dot;
+};
+
+/* How far a transaction's commands have been queued. */
+enum emit {
+	EMIT_RSET, EMIT_MAIL, EMIT_RCPT, EMIT_DATA, EMIT_WAIT_354, EMIT_BODY,
+	EMIT_EMPTY_BODY,   /* 354 with no recipient accepted: end the data at once */
+	EMIT_BDAT, EMIT_DONE,
+};
+
+struct txn {
+	struct smtp_msg *msg;
+	enum emit emit;
+	unsigned next_rcpt;       /* next recipient to queue */
+	unsigned accepted;        /* RCPTs answered 2xx */
+	unsigned answered;        /* RCPTs answered */
+	unsigned pend;            /* pending entries of this transaction */
+	int mail_ok;
+	int doomed;               /* every recipient already has its outcome */
+	int body_answered;
+	int needs_rset_first;
+	unsigned char acc[(SESSION_RCPT_MAX + 7) / 8];   /* accepted, by recipient */
+	unsigned char done[(SESSION_RCPT_MAX + 7) / 8];  /* outcome reported */
+	enum smtp_phase final_phase;
+	enum smtp_status final_status;
+	struct smtp_reply final;  /* the reply that decided the message */
+};
+
+struct raw_cmd {
+	char line[SMTP_CMD_LINE_MAX + 3];
+	size_t len;
+	void *cookie;
+};
+
+struct smtp_session {
+	struct smtp_session_config cfg;
+	enum smtp_session_state state;
+	int secure;
+	int authed;
+	int esmtp;                /* EHLO (or LHLO) answered 2xx */
+	int pipelining, chunking;
+	unsigned max_txn;
+	struct smtp_caps caps;
+	struct smtp_reply greeting;
+	struct smtp_reply reply;  /* the reply being handled */
+
+	/* input */
+	char *in;
+	size_t in_len, in_cap;
+	size_t in_after_reply;    /* bytes received after the reply being handled */
+
+	/* output: segments in wire order; CMD bytes live in cmdbuf, in order */
+	char cmdbuf[SESSION_CMD_CAP];
+	size_t cmd_r, cmd_w;
+	struct segment seg[SESSION_SEGS];
+	unsigned seg_head, seg_n;
+	char *scratch;            /* dot-stuffed body bytes being sent */
+	size_t scratch_len, scratch_sent, scratch_in;
+	int lent;                 /* output() handed out memory not yet consumed */
+
+	/* the hello phase: one staged line at a time */
+	char staged[SASL_LINE_MAX + 64];
+	size_t staged_len;
+	enum pend_kind staged_kind;
+	int staged_secret;
+	struct sasl_client sasl;
+	int auth_steps;
+
+	/* answered cursor */
+	struct pending pend[SESSION_PENDING];
+	unsigned pend_head, pend_n;
+
+	/* transactions, in submission order */
+	struct txn *txn;          /* SESSION_TXN_MAX slots, allocated on first send */
+	unsigned txn_head, txn_n;
+	int need_rset;            /* a transaction was left open on the server */
+
+	struct raw_cmd raw[SESSION_RAW_MAX];
+	unsigned raw_head, raw_n, raw_sent;
+
+	int quit_wanted, quit_sent;
+
+	enum smtp_phase fail_phase;
+	struct smtp_reply fail;
+	int failed_reported;
+};
+
+static const char *const phase_names[SMTP_PHASE_COUNT] = {
+	"connect", "greeting", "ehlo", "starttls", "auth", "mail", "rcpt",
+	"data", "body", "rset", "cmd", "quit",
+};
+
+const char *smtp_phase_name(enum smtp_phase p)
+{
+	return (unsigned)p < SMTP_PHASE_COUNT ? phase_names[p] : "?";
+}
+
+const char *smtp_status_name(enum smtp_status s)
+{
+	switch (s) {
+	case SMTP_STATUS_OK:       return "ok";
+	case SMTP_STATUS_TEMPFAIL: return "tempfail";
+	case SMTP_STATUS_PERMFAIL: return "permfail";
+	case SMTP_STATUS_LOCAL:    return "local";
+	}
+	return "?";
+}
+
+const char *smtp_session_state_name(enum smtp_session_state s)
+{
+	static const char *const names[] = {
+		"greeting", "hello", "tls", "ready", "quitting", "closed", "failed",
+	};
+	return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
+void smtp_session_timeouts_default(struct smtp_timeouts *t)
+{
+	/* RFC 5321 4.5.3.2: 5 minutes for the greeting, MAIL and RCPT, 2 for
+	 * DATA, 10 for the end of data; the others are ours. */
+	for (int i = 0; i < SMTP_PHASE_COUNT; i++)
+		t->ms[i] = 300000;
+	t->ms[SMTP_PHASE_CONNECT] = 30000;
+	t->ms[SMTP_PHASE_DATA] = 120000;
+	t->ms[SMTP_PHASE_BODY] = 600000;
+	t->ms[SMTP_PHASE_STARTTLS] = 120000;
+	t->ms[SMTP_PHASE_QUIT] = 30000;
+}
+
+static enum smtp_status status_of(int code)
+{
+	if (code >= 200 && code < 400)
+		return SMTP_STATUS_OK;
+	if (code >= 400 && code < 500)
+		return SMTP_STATUS_TEMPFAIL;
+	return SMTP_STATUS_PERMFAIL;
+}
+
+static void trace(struct smtp_session *s, char dir, const char *line, size_t len)
+{
+	if (s->cfg.cb.trace)
+		s->cfg.cb.trace(s->cfg.cb_user, dir, line, len);
+}
+
+static void trace_reply(struct smtp_session *s, const struct smtp_reply *r)
+{
+	char buf[SMTP_REPLY_LINE_MAX + 32];
+	if (!s->cfg.cb.trace)
+		return;
+	for (unsigned i = 0; i < r->nlines; i++) {
+		size_t len;
+		const char *l = smtp_reply_line(r, i, &len);
+		if (!l)
+			break;
+		int n = snprintf(buf, sizeof buf, "%d%c%s%s%.*s", r->code,
+				 i + 1 < r->nlines ? '-' : ' ', r->enhanced,
+				 r->enhanced[0] ? " " : "", (int)len, l);
+		if (n > (int)sizeof buf - 1)
+			n = (int)sizeof buf - 1;
+		trace(s, '<', buf, (size_t)n);
+	}
+}
+
+static void bit_set(unsigned char *bits, unsigned i) { bits[i / 8] |= (unsigned char)(1u << (i % 8)); }
+static int bit_get(const unsigned char *bits, unsigned i) { return bits[i / 8] >> (i % 8) & 1; }
+
+/* ---- failure ---------------------------------------------------------- */
+
+static void session_fail(struct smtp_session *s, enum smtp_phase phase, const struct smtp_reply *r)
+{
+	if (s->state == SMTP_SESSION_FAILED)
+		return;
+	s->state = SMTP_SESSION_FAILED;
+	s->fail_phase = phase;
+	s->fail = *r;
+}
+
+static void session_fail_local(struct smtp_session *s, enum smtp_phase phase,
+			       int code, const char *enhanced, const char *why)
+{
+	struct smtp_reply r;
+	smtp_reply_synth(&r, code, enhanced, why);
+	trace(s, '*', why, strlen(why));
+	session_fail(s, phase, &r);
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static struct segment *seg_push(struct smtp_session *s)
+{
+	if (s->seg_n == SESSION_SEGS)
+		return NULL;
+	struct segment *g = &s->seg[(s->seg_head + s->seg_n++) % SESSION_SEGS];
+	memset(g, 0, sizeof *g);
+	return g;
+}
+
+static int seg_room(const struct smtp_session *s, unsigned n)
+{
+	return SESSION_SEGS - s->seg_n >= n;
+}
+
+static int pend_room(const struct smtp_session *s, unsigned n)
+{
+	return SESSION_PENDING - s->pend_n >= n;
+}
+
+static struct pending *pend_tail(struct smtp_session *s)
+{
+	return s->pend_n ? &s->pend[(s->pend_head + s->pend_n - 1) % SESSION_PENDING] : NULL;
+}
+
+static void pend_push(struct smtp_session *s, enum pend_kind kind, unsigned txn, unsigned first)
+{
+	struct pending *p = &s->pend[(s->pend_head + s->pend_n++) % SESSION_PENDING];
+	p->kind = (unsigned char)kind;
+	p->txn = (unsigned char)txn;
+	p->first = first;
+	p->count = 1;
+	switch (kind) {
+	case PEND_RSET: case PEND_MAIL: case PEND_RCPT: case PEND_DATA: case PEND_BODY:
+		s->txn[txn].pend++;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Appends one command line to cmdbuf as its own segment (merged with a
+ * CMD segment before it). The caller has checked the room. */
+static void emit_bytes(struct smtp_session *s, const char *p, size_t n, int secret)
+{
+	if (s->cmd_w + n > SESSION_CMD_CAP) {
+		memmove(s->cmdbuf, s->cmdbuf + s->cmd_r, s->cmd_w - s->cmd_r);
+		s->cmd_w -= s->cmd_r;
+		s->cmd_r = 0;
+	}
+	memcpy(s->cmdbuf + s->cmd_w, p, n);
+	s->cmd_w += n;
+	struct segment *last = s->seg_n ? &s->seg[(s->seg_head + s->seg_n - 1) % SESSION_SEGS] : NULL;
+	if (last && last->kind == SEG_CMD && last->secret == secret) {
+		last->len += n;
+		return;
+	}
+	struct segment *g = seg_push(s);
+	g->kind = SEG_CMD;
+	g->len = n;
+	g->secret = (unsigned char)secret;
+}
+
+static size_t cmd_free(const struct smtp_session *s)
+{
+	return SESSION_CMD_CAP - (s->cmd_w - s->cmd_r);
+}
+
+/* Traces a command line we send (without its CRLF). */
+static void trace_cmd(struct smtp_session *s, const char *line, size_t n)
+{
+	if (n >= 2 && line[n - 2] == '\r')
+		n -= 2;
+	trace(s, '>', line, n);
+}
+
+static void trace_secret(struct smtp_session *s, const char *line, size_t n)
+{
+	/* "AUTH PLAIN <secret>" shows the verb and mechanism only. */
+	char buf[64];
+	const char *sp = memchr(line, ' ', n);
+	const char *sp2 = sp ? memchr(sp + 1, ' ', (size_t)(line + n - sp - 1)) : NULL;
+	if (n >= 5 && strncasecmp(line, "AUTH ", 5) == 0) {
+		size_t keep = sp2 ? (size_t)(sp2 - line) : n - 2;
+		int k = snprintf(buf, sizeof buf, "%.*s%s", (int)(keep < 40 ? keep : 40), line,
+				 sp2 ? " ****" : "");
+		trace(s, '>', buf, (size_t)k);
+	} else {
+		trace(s, '>', "****", 4);
+	}
+}
+
+/* ---- transactions: queuing commands ------------------------------------ */
+
+static struct txn *txn_at(struct smtp_session *s, unsigned i)
+{
+	return &s->txn[(s->txn_head + i) % SESSION_TXN_MAX];
+}
+
+static unsigned txn_slot(struct smtp_session *s, const struct txn *t)
+{
+	return (unsigned)(t - s->txn);
+}
+
+/* Whether a command may be queued now: in lock step, only when nothing is
+ * sent and unanswered. */
+static int lockstep_clear(const struct smtp_session *s)
+{
+	return s->pend_n == 0 && s->seg_n == 0;
+}
+
+static void report_rcpt(struct smtp_session *s, struct txn *t, unsigned i, enum smtp_phase phase,
+			enum smtp_status st, const struct smtp_reply *r)
+{
+	if (bit_get(t->done, i))
+		return;
+	bit_set(t->done, i);
+	if (s->cfg.cb.rcpt_done) {
+		struct smtp_outcome o = { t->msg, (int)i, phase, st, r };
+		s->cfg.cb.rcpt_done(s->cfg.cb_user, &o);
+	}
+}
+
+static void report_all_rcpts(struct smtp_session *s, struct txn *t, enum smtp_phase phase,
+			     enum smtp_status st, const struct smtp_reply *r)
+{
+	for (unsigned i = 0; i < t->msg->nrcpt; i++)
+		report_rcpt(s, t, i, phase, st, r);
+}
+
+static void set_final(struct txn *t, enum smtp_phase phase, enum smtp_status st, const struct smtp_reply *r)
+{
+	t->final_phase = phase;
+	t->final_status = st;
+	t->final = *r;
+}
+
+/* Checks what can be decided before sending: size, 8BITMIME, SMTPUTF8,
+ * addresses. Returns 0 to go on, -1 when the whole message failed locally. */
+static int txn_precheck(struct smtp_session *s, struct txn *t)
+{
+	struct smtp_msg *m = t->msg;
+	struct smtp_reply r;
+	char why[160];
+
+	if (m->nrcpt == 0 || m->nrcpt > SESSION_RCPT_MAX) {
+		snprintf(why, sizeof why, "%u recipients: a transaction takes 1 to %u",
+			 m->nrcpt, SESSION_RCPT_MAX);
+		smtp_reply_synth(&r, 452, "4.5.3", why);
+		goto fail;
+	}
+	if ((m->need & SMTP_NEED_SMTPUTF8) && !(s->caps.ext & SMTP_EXT_SMTPUTF8)) {
+		smtp_reply_synth(&r, 553, "5.6.7",
+				 "the message needs SMTPUTF8 and the server does not offer it");
+		goto fail;
+	}
+	if ((m->need & SMTP_NEED_8BITMIME) &&
+	    !(s->caps.ext & (SMTP_EXT_8BITMIME | SMTP_EXT_SMTPUTF8))) {
+		smtp_reply_synth(&r, 554, "5.6.3",
+				 "the message has 8-bit data and the server does not offer 8BITMIME");
+		goto fail;
+	}
+	if ((s->caps.ext & SMTP_EXT_SIZE) && s->caps.size_max && m->body_len > s->caps.size_max) {
+		snprintf(why, sizeof why, "message size %zu exceeds the server's SIZE limit %llu",
+			 m->body_len, (unsigned long long)s->caps.size_max);
+		smtp_reply_synth(&r, 552, "5.3.4", why);
+		goto fail;
+	}
+	struct smtp_addr_check chk;
+	if (!smtp_addr_check(m->from, strlen(m->from), 1, &chk)) {
+		snprintf(why, sizeof why, "invalid sender address at offset %zu: %s",
+			 chk.bad_offset, chk.why ? chk.why : "invalid");
+		smtp_reply_synth(&r, 501, "5.1.7", why);
+		goto fail;
+	}
+	unsigned valid = 0;
+	for (unsigned i = 0; i < m->nrcpt; i++) {
+		if (smtp_addr_check(m->rcpts[i], strlen(m->rcpts[i]), 0, &chk)) {
+			valid++;
+			continue;
+		}
+		snprintf(why, sizeof why, "invalid recipient address at offset %zu: %s",
+			 chk.bad_offset, chk.why ? chk.why : "invalid");
+		smtp_reply_synth(&r, 501, "5.1.3", why);
+		report_rcpt(s, t, i, SMTP_PHASE_RCPT, SMTP_STATUS_LOCAL, &r);
+	}
+	if (valid == 0) {
+		smtp_reply_synth(&r, 554, "5.5.1", "no valid recipients");
+		goto fail;
+	}
+	return 0;
+fail:
+	trace(s, '*', r.text, r.text_len);
+	report_all_rcpts(s, t, SMTP_PHASE_MAIL, SMTP_STATUS_LOCAL, &r);
+	set_final(t, SMTP_PHASE_MAIL, SMTP_STATUS_LOCAL, &r);
+	return -1;
+}
+
+/* The next recipient to queue that has no outcome yet, from t->next_rcpt. */
+static int next_rcpt(struct txn *t)
+{
+	while (t->next_rcpt < t->msg->nrcpt && bit_get(t->done, t->next_rcpt))
+		t->next_rcpt++;
+	return t->next_rcpt < t->msg->nrcpt;
+}
+
+/* Queues as much of transaction t as the rules allow. Returns 1 when t is
+ * fully queued (the next transaction may follow on the wire), 0 otherwise. */
+static int txn_fill(struct smtp_session *s, struct txn *t)
+{
+	char line[SMTP_CMD_LINE_MAX];
+	ssize_t n;
+	unsigned slot = txn_slot(s, t);
+	int lockstep = !s->pipelining;
+
+	for (;;) {
+		/* A doomed transaction sends nothing more, except the dot that
+		 * ends a DATA the server accepted. */
+		if (t->doomed && t->emit != EMIT_DONE && t->emit != EMIT_EMPTY_BODY)
+			return 0;
+		if (lockstep && !lockstep_clear(s) && t->emit != EMIT_DONE && t->emit != EMIT_WAIT_354)
+			return 0;
+		if (!pend_room(s, 2) || !seg_room(s, 3))
+			return 0;
+		switch (t->emit) {
+		case EMIT_RSET:
+			if (!s->need_rset) {
+				t->emit = EMIT_MAIL;
+				continue;
+			}
+			if (cmd_free(s) < 8)
+				return 0;
+			emit_bytes(s, "RSET\r\n", 6, 0);
+			trace(s, '>', "RSET", 4);
+			pend_push(s, PEND_RSET, slot, 0);
+			s->need_rset = 0;
+			t->emit = EMIT_MAIL;
+			continue;
+		case EMIT_MAIL: {
+			struct smtp_mail_params p = { 0 };
+			if (s->caps.ext & SMTP_EXT_SIZE)
+				p.size = t->msg->body_len;
+			if ((t->msg->need & SMTP_NEED_8BITMIME) && (s->caps.ext & SMTP_EXT_8BITMIME))
+				p.body_8bitmime = 1;
+			if ((t->msg->need & SMTP_NEED_SMTPUTF8) && (s->caps.ext & SMTP_EXT_SMTPUTF8))
+				p.smtputf8 = 1;
+			n = smtp_fmt_mail(line, sizeof line, t->msg->from, &p);
+			if (n < 0 || cmd_free(s) < (size_t)n)
+				return 0; /* the address was checked; only room can fail */
+			emit_bytes(s, line, (size_t)n, 0);
+			trace_cmd(s, line, (size_t)n);
+			pend_push(s, PEND_MAIL, slot, 0);
+			t->emit = EMIT_RCPT;
+			continue;
+		}
+		case EMIT_RCPT: {
+			if (!next_rcpt(t)) {
+				t->emit = s->chunking ? EMIT_BDAT : EMIT_DATA;
+				continue;
+			}
+			n = smtp_fmt_rcpt(line, sizeof line, t->msg->rcpts[t->next_rcpt], NULL);
+			if (n < 0 || cmd_free(s) < (size_t)n)
+				return 0;
+			emit_bytes(s, line, (size_t)n, 0);
+			trace_cmd(s, line, (size_t)n);
+			struct pending *tail = pend_tail(s);
+			if (tail && tail->kind == PEND_RCPT && tail->txn == slot &&
+			    tail->first + tail->count == t->next_rcpt && tail->count < 0xffff)
+				tail->count++;
+			else
+				pend_push(s, PEND_RCPT, slot, t->next_rcpt);
+			t->next_rcpt++;
+			continue;
+		}
+		case EMIT_DATA:
+			if (lockstep && t->accepted == 0) {
+				/* Every recipient was refused: no DATA, and the
+				 * server still holds our MAIL. */
+				t->doomed = 1;
+				return 0;
+			}
+			if (cmd_free(s) < 8)
+				return 0;
+			emit_bytes(s, "DATA\r\n", 6, 0);
+			trace(s, '>', "DATA", 4);
+			pend_push(s, PEND_DATA, slot, 0);
+			t->emit = EMIT_WAIT_354;
+			return 0;
+		case EMIT_WAIT_354:
+			return 0;   /* the reply to DATA moves it on */
+		case EMIT_EMPTY_BODY:
+			if (cmd_free(s) < 3)
+				return 0;
+			emit_bytes(s, ".\r\n", 3, 0);
+			trace(s, '>', ".", 1);
+			pend_push(s, PEND_BODY, slot, 0);
+			t->emit = EMIT_DONE;
+			return 1;
+		case EMIT_BODY: {
+			if (!s->scratch) {
+				s->scratch = malloc(SESSION_SCRATCH);
+				if (!s->scratch) {
+					session_fail_local(s, SMTP_PHASE_BODY, 451, "4.3.0", "out of memory");
+					return 0;
+				}
+			}
+			if (cmd_free(s) < 8)
+				return 0;
+			struct segment *g = seg_push(s);
+			g->kind = SEG_DOT;
+			g->ptr = t->msg->body;
+			g->len = t->msg->body_len;
+			smtp_dot_init(&g->dot);
+			char end[8];
+			/* The terminator depends only on how the body ends. */
+			int crlf_end = t->msg->body_len == 0 ||
+				(t->msg->body_len >= 2 && t->msg->body[t->msg->body_len - 2] == '\r' &&
+				 t->msg->body[t->msg->body_len - 1] == '\n');
+			size_t endlen = crlf_end ? 3 : 5;
+			memcpy(end, crlf_end ? ".\r\n" : "\r\n.\r\n", endlen);
+			emit_bytes(s, end, endlen, 0);
+			char note[64];
+			int k = snprintf(note, sizeof note, "[%zu bytes of message data]", t->msg->body_len);
+			trace(s, '*', note, (size_t)k);
+			trace(s, '>', ".", 1);
+			pend_push(s, PEND_BODY, slot, 0);
+			t->emit = EMIT_DONE;
+			return 1;
+		}
+		case EMIT_BDAT: {
+			if (lockstep && t->accepted == 0) {
+				t->doomed = 1;
+				return 0;
+			}
+			n = smtp_fmt_bdat(line, sizeof line, t->msg->body_len, 1);
+			if (n < 0 || cmd_free(s) < (size_t)n)
+				return 0;
+			emit_bytes(s, line, (size_t)n, 0);
+			trace_cmd(s, line, (size_t)n);
+			if (t->msg->body_len) {
+				struct segment *g = seg_push(s);
+				g->kind = SEG_RAW;
+				g->ptr = t->msg->body;
+				g->len = t->msg->body_len;
+				char note[64];
+				int k = snprintf(note, sizeof note, "[%zu bytes of message data]", t->msg->body_len);
+				trace(s, '*', note, (size_t)k);
+			}
+			pend_push(s, PEND_BODY, slot, 0);
+			t->emit = EMIT_DONE;
+			return 1;
+		}
+		case EMIT_DONE:
+			return 1;
+		}
+	}
+}
+
+/* Queues the hello-phase line, raw commands, transactions and QUIT, in that
+ * order of precedence, as far as the rules allow. */
+static void fill(struct smtp_session *s)
+{
+	if (s->state == SMTP_SESSION_FAILED || s->state == SMTP_SESSION_CLOSED ||
+	    s->state == SMTP_SESSION_TLS)
+		return;
+
+	if (s->staged_len) {
+		if (!lockstep_clear(s) || cmd_free(s) < s->staged_len)
+			return;
+		emit_bytes(s, s->staged, s->staged_len, s->staged_secret);
+		if (s->staged_secret)
+			trace_secret(s, s->staged, s->staged_len);
+		else
+			trace_cmd(s, s->staged, s->staged_len);
+		pend_push(s, s->staged_kind, 0, 0);
+		explicit_bzero(s->staged, s->staged_len);
+		s->staged_len = 0;
+		return;
+	}
+	if (s->state != SMTP_SESSION_READY && s->state != SMTP_SESSION_QUITTING)
+		return;
+
+	/* Transactions first, in order; a transaction may start only when the
+	 * one before it is fully queued. */
+	for (unsigned i = 0; i < s->txn_n; i++) {
+		struct txn *t = txn_at(s, i);
+		if (!txn_fill(s, t))
+			return;
+	}
+	if (s->txn_n)
+		return;   /* raw commands and QUIT wait for the transactions */
+
+	while (s->raw_sent < s->raw_n) {
+		if (!lockstep_clear(s))
+			return;
+		struct raw_cmd *c = &s->raw[(s->raw_head + s->raw_sent) % SESSION_RAW_MAX];
+		if (cmd_free(s) < c->len)
+			return;
+		emit_bytes(s, c->line, c->len, 0);
+		trace_cmd(s, c->line, c->len);
+		pend_push(s, PEND_RAW, 0, 0);
+		s->raw_sent++;
+	}
+	if (s->quit_wanted && !s->quit_sent && s->raw_n == 0 && lockstep_clear(s)) {
+		emit_bytes(s, "QUIT\r\n", 6, 0);
+		trace(s, '>', "QUIT", 4);
+		pend_push(s, PEND_QUIT, 0, 0);
+		s->quit_sent = 1;
+		s->state = SMTP_SESSION_QUITTING;
+	}
+}
+
+int smtp_session_output(struct smtp_session *s, struct iovec *iov, int max)
+{
+	if (s->lent || max <= 0)
+		return 0;
+	fill(s);
+	int n = 0, prev_cmd = 0, used_scratch = 0;
+	size_t cmd_off = s->cmd_r;
+	for (unsigned i = 0; i < s->seg_n && n < max; i++) {
+		struct segment *g = &s->seg[(s->seg_head + i) % SESSION_SEGS];
+		int is_cmd = g->kind == SEG_CMD;
+		if (is_cmd) {
+			if (prev_cmd) {
+				iov[n - 1].iov_len += g->len;   /* adjacent in cmdbuf */
+			} else {
+				iov[n].iov_base = s->cmdbuf + cmd_off;
+				iov[n].iov_len = g->len;
+				n++;
+			}
+			cmd_off += g->len;
+		} else if (g->kind == SEG_RAW) {
+			iov[n].iov_base = (void *)(g->ptr + g->off);
+			iov[n].iov_len = g->len - g->off;
+			n++;
+		} else {
+			if (used_scratch)
+				break;   /* one scratch: one dot-stuffed body per call */
+			used_scratch = 1;
+			if (s->scratch_sent == s->scratch_len) {
+				size_t used = 0;
+				s->scratch_len = smtp_dot_stuff(&g->dot, g->ptr + g->off, g->len - g->off,
+								s->scratch, SESSION_SCRATCH, &used);
+				s->scratch_sent = 0;
+				s->scratch_in = used;
+			}
+			iov[n].iov_base = s->scratch + s->scratch_sent;
+			iov[n].iov_len = s->scratch_len - s->scratch_sent;
+			n++;
+			/* The scratch holds one piece of one body: stop here
+			 * unless the whole body is in it. */
+			if (g->off + s->scratch_in < g->len)
+				break;
+		}
+		prev_cmd = is_cmd;
+	}
+	if (n)
+		s->lent = 1;
+	return n;
+}
+
+void smtp_session_output_consumed(struct smtp_session *s, size_t n)
+{
+	s->lent = 0;
+	while (s->seg_n && (n > 0 || s->seg[s->seg_head].len == 0)) {
+		struct segment *g = &s->seg[s->seg_head];
+		if (g->kind == SEG_CMD) {
+			size_t k = n < g->len ? n : g->len;
+			if (g->secret)
+				explicit_bzero(s->cmdbuf + s->cmd_r, k);
+			s->cmd_r += k;
+			g->len -= k;
+			n -= k;
+			if (g->len)
+				break;
+		} else if (g->kind == SEG_RAW) {
+			size_t k = n < g->len - g->off ? n : g->len - g->off;
+			g->off += k;
+			n -= k;
+			if (g->off < g->len)
+				break;
+		} else {
+			size_t left = s->scratch_len - s->scratch_sent;
+			size_t k = n < left ? n : left;
+			s->scratch_sent += k;
+			n -= k;
+			if (s->scratch_sent < s->scratch_len)
+				break;
+			g->off += s->scratch_in;
+			s->scratch_in = 0;
+			s->scratch_len = s->scratch_sent = 0;
+			if (g->off < g->len)
+				continue;   /* more body to stuff; n is 0 here or the next piece is unsent */
+		}
+		s->seg_head = (s->seg_head + 1) % SESSION_SEGS;
+		s->seg_n--;
+	}
+	if (s->cmd_r == s->cmd_w)
+		s->cmd_r = s->cmd_w = 0;
+}
+
+size_t smtp_session_output_pending(const struct smtp_session *s)
+{
+	size_t total = 0;
+	for (unsigned i = 0; i < s->seg_n; i++) {
+		const struct segment *g = &s->seg[(s->seg_head + i) % SESSION_SEGS];
+		total += g->kind == SEG_CMD ? g->len : g->len - g->off;
+	}
+	return total + (s->staged_len ? s->staged_len : 0);
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static void stage(struct smtp_session *s, enum pend_kind kind, const char *line, size_t n, int secret)
+{
+	memcpy(s->staged, line, n);
+	s->staged_len = n;
+	s->staged_kind = kind;
+	s->staged_secret = secret;
+}
+
+static void stage_cmd(struct smtp_session *s, enum pend_kind kind, const char *verb, const char *arg)
+{
+	char line[SMTP_CMD_LINE_MAX];
+	ssize_t n = smtp_fmt_cmd(line, sizeof line, verb, arg);
+	if (n < 0) {
+		session_fail_local(s, SMTP_PHASE_EHLO, 501, "5.5.4", "the EHLO name is not valid in a command");
+		return;
+	}
+	stage(s, kind, line, (size_t)n, 0);
+}
+
+static void send_hello(struct smtp_session *s)
+{
+	const char *name = s->cfg.ehlo_name && *s->cfg.ehlo_name ? s->cfg.ehlo_name : "localhost";
+	stage_cmd(s, PEND_EHLO, s->cfg.lmtp ? "LHLO" : "EHLO", name);
+}
+
+static void become_ready(struct smtp_session *s)
+{
+	int offered_pipe = (s->caps.ext & SMTP_EXT_PIPELINING) != 0;
+	s->pipelining = s->esmtp && offered_pipe && !s->cfg.no_pipelining;
+	s->chunking = s->esmtp && (s->caps.ext & SMTP_EXT_CHUNKING) && !s->cfg.no_chunking;
+	unsigned cap = s->cfg.max_inflight ? s->cfg.max_inflight : SESSION_DEFAULT_INFLIGHT;
+	if (cap > SESSION_TXN_MAX)
+		cap = SESSION_TXN_MAX;
+	if (!s->pipelining)
+		s->max_txn = 1;
+	else if (!s->chunking)
+		s->max_txn = 2;   /* one sending its body, the next one's commands after it */
+	else
+		s->max_txn = cap;
+	s->state = SMTP_SESSION_READY;
+	char note[96];
+	int k = snprintf(note, sizeof note, "ready: %s%s%s", s->secure ? "tls " : "",
+			 s->pipelining ? "pipelining " : "", s->chunking ? "chunking" : "");
+	trace(s, '*', note, (size_t)k);
+}
+
+/* After a successful EHLO (or HELO): STARTTLS, AUTH or ready. */
+static void after_hello(struct smtp_session *s)
+{
+	if (!s->secure && s->cfg.tls != SMTP_TLS_NONE && s->cfg.tls != SMTP_TLS_IMPLICIT) {
+		if (s->caps.ext & SMTP_EXT_STARTTLS) {
+			stage_cmd(s, PEND_STARTTLS, "STARTTLS", NULL);
+			return;
+		}
+		if (s->cfg.tls == SMTP_TLS_REQUIRED) {
+			session_fail_local(s, SMTP_PHASE_STARTTLS, 530, "5.7.10",
+					   "STARTTLS is required and the server does not offer it");
+			return;
+		}
+	}
+	if (s->cfg.creds && !s->authed) {
+		if (!s->secure && !s->cfg.auth_plaintext_ok) {
+			session_fail_local(s, SMTP_PHASE_AUTH, 530, "5.7.11",
+					   "AUTH refused: the connection is not encrypted "
+					   "(allow it explicitly to send credentials in plaintext)");
+			return;
+		}
+		if (!(s->caps.ext & SMTP_EXT_AUTH)) {
+			session_fail_local(s, SMTP_PHASE_AUTH, 502, "5.5.1",
+					   "AUTH requested and the server does not offer AUTH");
+			return;
+		}
+		unsigned mech = sasl_choose(s->caps.auth, s->cfg.auth_mechs);
+		if (!mech) {
+			session_fail_local(s, SMTP_PHASE_AUTH, 504, "5.5.4",
+					   "no AUTH mechanism both allowed and offered by the server");
+			return;
+		}
+		char line[SASL_LINE_MAX];
+		ssize_t n = sasl_start(&s->sasl, mech, s->cfg.creds, line, sizeof line);
+		if (n < 0) {
+			explicit_bzero(line, sizeof line);
+			session_fail_local(s, SMTP_PHASE_AUTH, 501, "5.5.2",
+					   "the credentials cannot be sent with this AUTH mechanism");
+			return;
+		}
+		stage(s, PEND_AUTH, line, (size_t)n, 1);
+		explicit_bzero(line, sizeof line);
+		s->auth_steps = 0;
+		return;
+	}
+	become_ready(s);
+}
+
+static void on_hello_reply(struct smtp_session *s, enum pend_kind kind, const struct smtp_reply *r)
+{
+	switch (kind) {
+	case PEND_GREETING:
+		s->greeting = *r;
+		if (r->code != 220) {
+			session_fail(s, SMTP_PHASE_GREETING, r);
+			return;
+		}
+		s->state = SMTP_SESSION_HELLO;
+		send_hello(s);
+		return;
+	case PEND_EHLO:
+		if (smtp_reply_class(r) == 2) {
+			smtp_ehlo_parse(r, &s->caps);
+			s->esmtp = 1;
+			after_hello(s);
+		} else if (!s->cfg.lmtp && smtp_reply_class(r) == 5 && !s->secure) {
+			/* RFC 5321 3.2: an old server; fall back to HELO. */
+			const char *name = s->cfg.ehlo_name && *s->cfg.ehlo_name ? s->cfg.ehlo_name : "localhost";
+			stage_cmd(s, PEND_HELO, "HELO", name);
+		} else {
+			session_fail(s, SMTP_PHASE_EHLO, r);
+		}
+		return;
+	case PEND_HELO:
+		if (smtp_reply_class(r) != 2) {
+			session_fail(s, SMTP_PHASE_EHLO, r);
+			return;
+		}
+		memset(&s->caps, 0, sizeof s->caps);
+		s->esmtp = 0;
+		after_hello(s);
+		return;
+	case PEND_STARTTLS:
+		if (r->code == 220) {
+			if (s->in_after_reply) {
+				/* Bytes after the 220 were sent before the handshake:
+				 * a STARTTLS command injection (CVE-2011-0411). */
+				session_fail_local(s, SMTP_PHASE_STARTTLS, 554, "5.7.0",
+						   "the server sent data after its STARTTLS reply");
+				return;
+			}
+			s->state = SMTP_SESSION_TLS;
+			return;
+		}
+		if (s->cfg.tls == SMTP_TLS_REQUIRED) {
+			session_fail(s, SMTP_PHASE_STARTTLS, r);
+			return;
+		}
+		/* Opportunistic: go on in plaintext, as the server asks. */
+		s->cfg.tls = SMTP_TLS_NONE;
+		after_hello(s);
+		return;
+	case PEND_AUTH:
+		if (r->code == 334) {
+			char line[SASL_LINE_MAX];
+			ssize_t n = -1;
+			if (++s->auth_steps <= 4)
+				n = sasl_step(&s->sasl, r->text, r->text_len, line, sizeof line);
+			if (n < 0) {
+				/* "*" cancels the exchange (RFC 4954 4). */
+				stage(s, PEND_AUTH, "*\r\n", 3, 0);
+				return;
+			}
+			stage(s, PEND_AUTH, line, (size_t)n, 1);
+			explicit_bzero(line, sizeof line);
+			return;
+		}
+		sasl_client_wipe(&s->sasl);
+		if (smtp_reply_class(r) == 2) {
+			s->authed = 1;
+			become_ready(s);
+		} else {
+			session_fail(s, SMTP_PHASE_AUTH, r);
+		}
+		return;
+	default:
+		return;
+	}
+}
+
+static void txn_finish_if_done(struct smtp_session *s, struct txn *t)
+{
+	/* Every recipient has an outcome once nothing is pending; msg_done
+	 * releases the message. Transactions finish in order. */
+	if (t->pend || !(t->emit == EMIT_DONE || t->doomed) || t != txn_at(s, 0))
+		return;
+	for (;;) {
+		struct txn *h = txn_at(s, 0);
+		if (!s->txn_n || h->pend || !(h->emit == EMIT_DONE || h->doomed))
+			break;
+		if (h->mail_ok && !h->body_answered)
+			s->need_rset = 1;
+		if (s->cfg.cb.msg_done) {
+			struct smtp_outcome o = { h->msg, -1, h->final_phase, h->final_status, &h->final };
+			s->cfg.cb.msg_done(s->cfg.cb_user, &o);
+		}
+		h->msg = NULL;
+		s->txn_head = (s->txn_head + 1) % SESSION_TXN_MAX;
+		s->txn_n--;
+	}
+}
+
+static void on_txn_reply(struct smtp_session *s, struct pending *p, const struct smtp_reply *r)
+{
+	struct txn *t = &s->txn[p->txn];
+	enum smtp_status st = status_of(r->code);
+
+	switch ((enum pend_kind)p->kind) {
+	case PEND_RSET:
+		break;   /* a refused RSET shows up in the MAIL reply after it */
+	case PEND_MAIL:
+		if (smtp_reply_class(r) == 2) {
+			t->mail_ok = 1;
+			break;
+		}
+		report_all_rcpts(s, t, SMTP_PHASE_MAIL, st, r);
+		set_final(t, SMTP_PHASE_MAIL, st, r);
+		t->doomed = 1;
+		break;
+	case PEND_RCPT: {
+		unsigned i = p->first;
+		t->answered++;
+		if (!t->doomed) {
+			if (smtp_reply_class(r) == 2) {
+				t->accepted++;
+				bit_set(t->acc, i);
+			} else {
+				report_rcpt(s, t, i, SMTP_PHASE_RCPT, st, r);
+				/* Until a better reply decides it, the message's
+				 * outcome is its last refusal. */
+				set_final(t, SMTP_PHASE_RCPT, st, r);
+			}
+		}
+		/* Consume one recipient of the range. */
+		p->first++;
+		if (--p->count)
+			return;   /* the entry stays at the head */
+		break;
+	}
+	case PEND_DATA:
+		if (r->code == 354) {
+			/* RFC 2920 3.1: DATA accepted with no valid recipient is
+			 * ended with an empty message, whose reply is ignored. */
+			if (t->doomed || t->accepted == 0) {
+				t->doomed = 1;
+				t->emit = EMIT_EMPTY_BODY;
+			} else {
+				t->emit = EMIT_BODY;
+			}
+			break;
+		}
+		if (!t->doomed) {
+			for (unsigned i = 0; i < t->msg->nrcpt; i++)
+				if (bit_get(t->acc, i))
+					report_rcpt(s, t, i, SMTP_PHASE_DATA, st, r);
+			set_final(t, SMTP_PHASE_DATA, st, r);
+		}
+		t->doomed = 1;
+		break;
+	case PEND_BODY:
+		t->body_answered = 1;
+		if (t->doomed) {
+			break;
+		}
+		if (s->cfg.lmtp && t->accepted > 0) {
+			/* RFC 2033 4.2: one reply per accepted recipient, in
+			 * order; p->first counts those answered so far. The
+			 * message's outcome is the first failure, if any. */
+			unsigned want = p->first++, seen = 0, i;
+			for (i = 0; i < t->msg->nrcpt; i++)
+				if (bit_get(t->acc, i) && seen++ == want)
+					break;
+			if (i < t->msg->nrcpt)
+				report_rcpt(s, t, i, SMTP_PHASE_BODY, st, r);
+			if (want == 0 || (st != SMTP_STATUS_OK && t->final_status == SMTP_STATUS_OK))
+				set_final(t, SMTP_PHASE_BODY, st, r);
+			if (p->first < t->accepted)
+				return;   /* more replies for this entry */
+			break;
+		}
+		for (unsigned i = 0; i < t->msg->nrcpt; i++)
+			if (bit_get(t->acc, i))
+				report_rcpt(s, t, i, SMTP_PHASE_BODY, st, r);
+		set_final(t, SMTP_PHASE_BODY, st, r);
+		break;
+	default:
+		break;
+	}
+
+	/* The entry is answered. */
+	s->pend_head = (s->pend_head + 1) % SESSION_PENDING;
+	s->pend_n--;
+	t->pend--;
+
+	/* Lock step: after the last RCPT reply, with nothing accepted, the
+	 * transaction is over; txn_fill will not send DATA. */
+	if (!s->pipelining && t->emit == EMIT_RCPT && !next_rcpt(t) && t->accepted == 0 && t->mail_ok)
+		t->doomed = 1;
+	txn_finish_if_done(s, t);
+}
+
+static void on_reply(struct smtp_session *s, const struct smtp_reply *r)
+{
+	trace_reply(s, r);
+	if (s->pend_n == 0) {
+		/* A reply to nothing: only a 421 (server shutting down) is legal. */
+		if (r->code == 421)
+			session_fail(s, smtp_session_waiting_phase(s), r);
+		else
+			session_fail_local(s, SMTP_PHASE_EHLO, 500, "5.5.0", "unexpected reply from the server");
+		return;
+	}
+	struct pending *p = &s->pend[s->pend_head];
+	enum pend_kind kind = (enum pend_kind)p->kind;
+
+	if (r->code == 421 && kind != PEND_QUIT) {
+		/* The server is closing the session: whatever is in flight fails
+		 * with this reply (smtp_session_abort reports it). */
+		static const enum smtp_phase phase_of[] = {
+			[PEND_GREETING] = SMTP_PHASE_GREETING, [PEND_EHLO] = SMTP_PHASE_EHLO,
+			[PEND_HELO] = SMTP_PHASE_EHLO, [PEND_STARTTLS] = SMTP_PHASE_STARTTLS,
+			[PEND_AUTH] = SMTP_PHASE_AUTH, [PEND_RSET] = SMTP_PHASE_RSET,
+			[PEND_MAIL] = SMTP_PHASE_MAIL, [PEND_RCPT] = SMTP_PHASE_RCPT,
+			[PEND_DATA] = SMTP_PHASE_DATA, [PEND_BODY] = SMTP_PHASE_BODY,
+			[PEND_RAW] = SMTP_PHASE_CMD, [PEND_QUIT] = SMTP_PHASE_QUIT,
+		};
+		session_fail(s, phase_of[kind], r);
+		return;
+	}
+
+	switch (kind) {
+	case PEND_GREETING: case PEND_EHLO: case PEND_HELO: case PEND_STARTTLS: case PEND_AUTH:
+		s->pend_head = (s->pend_head + 1) % SESSION_PENDING;
+		s->pend_n--;
+		on_hello_reply(s, kind, r);
+		return;
+	case PEND_RAW: {
+		struct raw_cmd *c = &s->raw[s->raw_head];
+		void *cookie = c->cookie;
+		s->pend_head = (s->pend_head + 1) % SESSION_PENDING;
+		s->pend_n--;
+		s->raw_head = (s->raw_head + 1) % SESSION_RAW_MAX;
+		s->raw_n--;
+		s->raw_sent--;
+		if (s->cfg.cb.cmd_done)
+			s->cfg.cb.cmd_done(s->cfg.cb_user, cookie, r);
+		return;
+	}
+	case PEND_QUIT:
+		s->pend_head = (s->pend_head + 1) % SESSION_PENDING;
+		s->pend_n--;
+		s->state = SMTP_SESSION_CLOSED;
+		return;
+	default:
+		on_txn_reply(s, p, r);
+		return;
+	}
+}
+
+/* ---- input ------------------------------------------------------------ */
+
+char *smtp_session_input_space(struct smtp_session *s, size_t *cap)
+{
+	if (s->in_cap - s->in_len < 1024 && s->in_cap < SESSION_IN_MAX) {
+		size_t ncap = s->in_cap * 2 > SESSION_IN_MAX ? SESSION_IN_MAX : s->in_cap * 2;
+		char *n = realloc(s->in, ncap);
+		if (n) {
+			s->in = n;
+			s->in_cap = ncap;
+		}
+	}
+	*cap = s->in_cap - s->in_len;
+	return s->in + s->in_len;
+}
+
+int smtp_session_input_commit(struct smtp_session *s, size_t n)
+{
+	s->in_len += n;
+	size_t off = 0;
+	while (s->state != SMTP_SESSION_FAILED && s->state != SMTP_SESSION_CLOSED && off < s->in_len) {
+		int k = smtp_reply_parse(s->in + off, s->in_len - off, &s->reply);
+		if (k == -2)
+			break;
+		if (k < 0) {
+			session_fail_local(s, smtp_session_waiting_phase(s), 500, "5.5.0",
+					   "malformed reply from the server");
+			break;
+		}
+		off += (size_t)k;
+		/* The STARTTLS check needs to see whether bytes follow the 220. */
+		s->in_after_reply = s->in_len - off;
+		on_reply(s, &s->reply);
+		if (s->state == SMTP_SESSION_TLS)
+			break;
+	}
+	if (off) {
+		memmove(s->in, s->in + off, s->in_len - off);
+		s->in_len -= off;
+	}
+	if (s->state != SMTP_SESSION_FAILED && s->in_len == s->in_cap && s->in_cap >= SESSION_IN_MAX)
+		session_fail_local(s, smtp_session_waiting_phase(s), 500, "5.5.0", "reply too long");
+	return s->state == SMTP_SESSION_FAILED ? -1 : 0;
+}
+
+int smtp_session_input(struct smtp_session *s, const char *buf, size_t len)
+{
+	while (len) {
+		size_t cap;
+		char *p = smtp_session_input_space(s, &cap);
+		if (cap == 0)
+			return smtp_session_input_commit(s, 0);
+		size_t k = len < cap ? len : cap;
+		memcpy(p, buf, k);
+		if (smtp_session_input_commit(s, k) < 0)
+			return -1;
+		buf += k;
+		len -= k;
+	}
+	return s->state == SMTP_SESSION_FAILED ? -1 : 0;
+}
+
+/* ---- the public controls ---------------------------------------------- */
+
+struct smtp_session *smtp_session_new(const struct smtp_session_config *cfg)
+{
+	struct smtp_session *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->cfg = *cfg;
+	s->in = malloc(SESSION_IN_START);
+	if (!s->in) {
+		free(s);
+		return NULL;
+	}
+	s->in_cap = SESSION_IN_START;
+	s->state = SMTP_SESSION_GREETING;
+	s->secure = cfg->tls == SMTP_TLS_IMPLICIT;
+	s->pend[0].kind = PEND_GREETING;
+	s->pend_n = 1;
+	return s;
+}
+
+void smtp_session_free(struct smtp_session *s)
+{
+	if (!s)
+		return;
+	smtp_session_abort(s, 421, "4.4.2", "session closed");
+	explicit_bzero(s->cmdbuf, sizeof s->cmdbuf);
+	explicit_bzero(s->staged, sizeof s->staged);
+	sasl_client_wipe(&s->sasl);
+	free(s->in);
+	free(s->scratch);
+	free(s->txn);
+	free(s);
+}
+
+enum smtp_session_state smtp_session_state(const struct smtp_session *s)
+{
+	return s->state;
+}
+
+void smtp_session_tls_done(struct smtp_session *s, int ok, const char *why)
+{
+	if (s->state != SMTP_SESSION_TLS)
+		return;
+	if (!ok) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "TLS handshake failed: %s", why ? why : "unknown error");
+		s->state = SMTP_SESSION_HELLO;
+		session_fail_local(s, SMTP_PHASE_STARTTLS, 454, "4.7.0", msg);
+		return;
+	}
+	s->secure = 1;
+	s->state = SMTP_SESSION_HELLO;
+	/* RFC 3207 4.2: forget everything learnt before TLS. */
+	memset(&s->caps, 0, sizeof s->caps);
+	s->esmtp = 0;
+	trace(s, '*', "TLS started", 11);
+	send_hello(s);
+}
+
+int smtp_session_can_send(const struct smtp_session *s)
+{
+	return s->state == SMTP_SESSION_READY && !s->quit_wanted && s->txn_n < s->max_txn;
+}
+
+int smtp_session_send(struct smtp_session *s, struct smtp_msg *m)
+{
+	if (!smtp_session_can_send(s))
+		return -1;
+	if (!s->txn) {
+		s->txn = calloc(SESSION_TXN_MAX, sizeof *s->txn);
+		if (!s->txn)
+			return -1;
+	}
+	struct txn *t = txn_at(s, s->txn_n);
+	memset(t, 0, offsetof(struct txn, final));
+	t->msg = m;
+	t->emit = EMIT_RSET;
+	t->final_phase = SMTP_PHASE_MAIL;
+	t->final_status = SMTP_STATUS_TEMPFAIL;
+	smtp_reply_synth(&t->final, 451, "4.3.0", "no reply");
+	s->txn_n++;
+	if (txn_precheck(s, t) < 0) {
+		t->doomed = 1;
+		t->emit = EMIT_DONE;
+		txn_finish_if_done(s, t);
+	}
+	return 0;
+}
+
+unsigned smtp_session_inflight(const struct smtp_session *s)
+{
+	return s->txn_n;
+}
+
+int smtp_session_command(struct smtp_session *s, const char *line, void *cookie)
+{
+	if (s->state != SMTP_SESSION_READY || s->quit_wanted || s->raw_n == SESSION_RAW_MAX)
+		return -1;
+	struct raw_cmd *c = &s->raw[(s->raw_head + s->raw_n) % SESSION_RAW_MAX];
+	ssize_t n = smtp_fmt_raw(c->line, sizeof c->line, line);
+	if (n < 0)
+		return -1;
+	c->len = (size_t)n;
+	c->cookie = cookie;
+	s->raw_n++;
+	return 0;
+}
+
+void smtp_session_quit(struct smtp_session *s)
+{
+	if (s->state == SMTP_SESSION_READY)
+		s->quit_wanted = 1;
+	else if (s->state == SMTP_SESSION_GREETING || s->state == SMTP_SESSION_HELLO)
+		s->state = SMTP_SESSION_CLOSED;   /* nothing to say goodbye to yet */
+}
+
+void smtp_session_abort(struct smtp_session *s, int code, const char *enhanced, const char *why)
+{
+	struct smtp_reply local;
+	const struct smtp_reply *r;
+	enum smtp_phase phase = smtp_session_waiting_phase(s);
+	if (s->state == SMTP_SESSION_FAILED) {
+		r = &s->fail;
+		phase = s->fail_phase;
+	} else {
+		smtp_reply_synth(&local, code, enhanced, why);
+		r = &local;
+		if (s->state != SMTP_SESSION_CLOSED) {
+			session_fail(s, phase, r);
+		}
+	}
+	/* A 5xx that ended the session (554 at greeting, 530 AUTH) does not
+	 * make the messages caught in it permanent failures: they were never
+	 * judged. Only replies to their own commands do that. */
+	enum smtp_status st = SMTP_STATUS_TEMPFAIL;
+	while (s->txn_n) {
+		struct txn *t = txn_at(s, 0);
+		for (unsigned i = 0; i < t->msg->nrcpt; i++)
+			report_rcpt(s, t, i, phase, st, r);
+		if (!t->doomed || t->final_status == SMTP_STATUS_OK)
+			set_final(t, phase, st, r);
+		if (s->cfg.cb.msg_done) {
+			struct smtp_outcome o = { t->msg, -1, t->final_phase, t->final_status, &t->final };
+			s->cfg.cb.msg_done(s->cfg.cb_user, &o);
+		}
+		t->msg = NULL;
+		s->txn_head = (s->txn_head + 1) % SESSION_TXN_MAX;
+		s->txn_n--;
+	}
+	while (s->raw_n) {
+		struct raw_cmd *c = &s->raw[s->raw_head];
+		s->raw_head = (s->raw_head + 1) % SESSION_RAW_MAX;
+		s->raw_n--;
+		if (s->cfg.cb.cmd_done)
+			s->cfg.cb.cmd_done(s->cfg.cb_user, c->cookie, r);
+	}
+	s->raw_sent = 0;
+	s->pend_n = 0;
+}
+
+uint32_t smtp_session_timeout(const struct smtp_session *s)
+{
+	if (s->state == SMTP_SESSION_FAILED || s->state == SMTP_SESSION_CLOSED)
+		return 0;
+	if (s->state == SMTP_SESSION_TLS)
+		return s->cfg.timeouts.ms[SMTP_PHASE_STARTTLS];
+	if (s->pend_n == 0)
+		return 0;
+	return s->cfg.timeouts.ms[smtp_session_waiting_phase(s)];
+}
+
+enum smtp_phase smtp_session_waiting_phase(const struct smtp_session *s)
+{
+	static const enum smtp_phase phase_of[] = {
+		[PEND_GREETING] = SMTP_PHASE_GREETING, [PEND_EHLO] = SMTP_PHASE_EHLO,
+		[PEND_HELO] = SMTP_PHASE_EHLO, [PEND_STARTTLS] = SMTP_PHASE_STARTTLS,
+		[PEND_AUTH] = SMTP_PHASE_AUTH, [PEND_RSET] = SMTP_PHASE_RSET,
+		[PEND_MAIL] = SMTP_PHASE_MAIL, [PEND_RCPT] = SMTP_PHASE_RCPT,
+		[PEND_DATA] = SMTP_PHASE_DATA, [PEND_BODY] = SMTP_PHASE_BODY,
+		[PEND_RAW] = SMTP_PHASE_CMD, [PEND_QUIT] = SMTP_PHASE_QUIT,
+	};
+	if (s->state == SMTP_SESSION_TLS)
+		return SMTP_PHASE_STARTTLS;
+	if (s->pend_n == 0)
+		return s->state == SMTP_SESSION_GREETING ? SMTP_PHASE_GREETING : SMTP_PHASE_CMD;
+	return phase_of[s->pend[s->pend_head].kind];
+}
+
+const struct smtp_caps *smtp_session_caps(const struct smtp_session *s) { return &s->caps; }
+int smtp_session_secure(const struct smtp_session *s) { return s->secure; }
+int smtp_session_authenticated(const struct smtp_session *s) { return s->authed; }
+const struct smtp_reply *smtp_session_greeting(const struct smtp_session *s) { return &s->greeting; }
+
+enum smtp_phase smtp_session_failure(const struct smtp_session *s, const struct smtp_reply **r)
+{
+	if (r)
+		*r = &s->fail;
+	return s->fail_phase;
+}
