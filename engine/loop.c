@@ -11,7 +11,9 @@
  * op is "in flight" from queueing until its CQE is reaped; the flag is
  * cleared before the callback so the callback may start the op again.
  * Cancel requests carry the address of cancel_tag instead, and their CQEs
- * are swallowed here.
+ * are swallowed here. SQEs reach the kernel in queue order, so a cancel
+ * queued while an op is in flight can only hit that incarnation of the op,
+ * never one restarted later from its callback.
  *
  * Ring setup: SINGLE_ISSUER and COOP_TASKRUN save IPIs and locking when one
  * thread owns the ring, which is how the engine uses it (one loop per worker

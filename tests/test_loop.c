@@ -551,6 +551,46 @@ static void test_timer_heap(struct loop *l)
 	T_EQ_INT(errors, 0);
 }
 
+/* ---- completions run before timers within one iteration ---- */
+
+static int seq_log[4], seq_n;
+
+static void seq_op_cb(struct loop_op *op, int res)
+{
+	seq_log[seq_n++] = 1;
+}
+
+static void seq_timer_cb(struct loop_timer *t)
+{
+	seq_log[seq_n++] = 2;
+}
+
+static void test_completion_before_timer(struct loop *l)
+{
+	int sv[2], ran;
+	struct loop_op op = { .cb = seq_op_cb };
+	struct loop_timer t = { .cb = seq_timer_cb };
+
+	make_pair(sv);
+	seq_n = 0;
+	/* The timer is already due and the send completes at submission, so
+	 * normally both land in one iteration; order is checked only then. */
+	loop_timer_start(l, &t, 0);
+	T_EQ_INT(loop_send(l, &op, sv[0], "z", 1), 0);
+	ran = loop_run_once(l, 200);
+	T_TRUE(ran >= 1);
+	if (ran == 2) {
+		T_EQ_INT(seq_log[0], 1);
+		T_EQ_INT(seq_log[1], 2);
+	}
+	for (int i = 0; i < MAX_ITER && seq_n < 2; i++)
+		T_TRUE(loop_run_once(l, 200) >= 0);
+	T_EQ_INT(seq_n, 2);
+	T_EQ_INT(loop_inflight(l), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* ---- cancel, EBUSY ---- */
 
 static void test_cancel(struct loop *l)
@@ -672,6 +712,7 @@ int main(void)
 	test_timer_rearm_and_stop_other(l);
 	test_timer_zero_rearm(l);
 	test_timer_heap(l);
+	test_completion_before_timer(l);
 	test_cancel(l);
 	test_busy(l);
 	test_sq_overflow();
