@@ -4,6 +4,8 @@
 #include "pool/smtp_session.h"
 #include "tests/testutil.h"
 
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 struct harness {
