@@ -178,6 +178,9 @@ static void test_verify(void)
 		  TLS_ERROR, "certificate verify failed: unknown CA" },
 		{ "data/ca.pem", 0, "data/expired.pem", "data/expired.key", "localhost", TLS_ERROR,
 		  "certificate verify failed: certificate expired" },
+		/* No CA file: the system store, which does not know the test CA. */
+		{ NULL, 0, "data/server.pem", "data/server.key", "localhost", TLS_ERROR,
+		  "certificate verify failed: unknown CA" },
 		{ NULL, 1, "data/selfsigned.pem", "data/selfsigned.key", "localhost", 1, "" },
 		{ NULL, 1, "data/expired.pem", "data/expired.key", "other.test", 1, "" },
 	};
