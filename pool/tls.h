@@ -32,6 +32,7 @@ struct tls_ctx_opts {
 	const char *cert_file;   /* server: certificate chain (PEM) */
 	const char *key_file;    /* server: private key (PEM) */
 	int min_version;         /* 12 or 13; 0 means 12 */
+	int max_version;         /* 12 or 13; 0 means 13 (12 for peers that break on 1.3) */
 };
 
 struct tls_ctx;
