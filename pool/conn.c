@@ -414,7 +414,7 @@ static void pump(struct conn *c)
 		const struct smtp_reply *r;
 		enum smtp_phase ph = smtp_session_failure(c->s, &r);
 		if (!c->err[0])
-			snprintf(c->err, sizeof c->err, "%s: %d %s", smtp_phase_name(ph), r->code, r->text);
+			snprintf(c->err, sizeof c->err, "%s: %d %.200s", smtp_phase_name(ph), r->code, r->text);
 		close_now(c);
 		return;
 	}

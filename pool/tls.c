@@ -89,11 +89,8 @@ static int tls_recv_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 static int tls_send_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 {
 	struct tls_conn *c = arg;
-	if (c->out_off > 0 && TLS_CIPHER_OUT_MAX - c->out_len < (size_t)(sz > 0 ? sz : 0)) {
-		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		c->out_len -= c->out_off;
-		c->out_off = 0;
-	}
+	/* Never move unsent bytes here: the caller may have them in a send
+	 * in flight. They move only in tls_conn_cipher_consume. */
 	size_t room = TLS_CIPHER_OUT_MAX - c->out_len;
 	if (room == 0 || sz <= 0)
 		return WOLFSSL_CBIO_ERR_WANT_WRITE;
@@ -283,8 +280,14 @@ void tls_conn_cipher_consume(struct tls_conn *c, size_t n)
 {
 	size_t pending = c->out_len - c->out_off;
 	c->out_off += n < pending ? n : pending;
-	if (c->out_off == c->out_len)
+	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
+	} else if (c->out_off > 0) {
+		/* The caller's send is complete: the one safe moment to move. */
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
 }
 
 /* Turns a wolfSSL error into errstr, naming the reason a certificate was
@@ -403,7 +406,7 @@ ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
 		}
 		n = c->write_pending;
 	} else {
-		size_t room = TLS_CIPHER_OUT_MAX - (c->out_len - c->out_off);
+		size_t room = TLS_CIPHER_OUT_MAX - c->out_len;
 		if (room <= TLS_RECORD_OVERHEAD)
 			return TLS_AGAIN;
 		size_t max = room - TLS_RECORD_OVERHEAD;

@@ -56,7 +56,9 @@ void tls_conn_free(struct tls_conn *c);
 size_t tls_conn_feed(struct tls_conn *c, const void *buf, size_t len);
 
 /* Ciphertext waiting to be sent: returns a pointer and sets *len (0 when
- * none). tls_conn_cipher_consume() drops n bytes once they are sent. */
+ * none). tls_conn_cipher_consume() drops n bytes once they are sent. The
+ * bytes never move until then (new ciphertext is only appended), so they
+ * may be handed to the kernel as they are. */
 const void *tls_conn_cipher_out(struct tls_conn *c, size_t *len);
 void tls_conn_cipher_consume(struct tls_conn *c, size_t n);
 

@@ -1,0 +1,349 @@
+/* volley bench: the relay benchmark. Generates N messages of a given body
+ * size and pushes them over C persistent sessions with pipelining and
+ * chunking on (or off, to compare), then reports rates, latency percentiles
+ * per message and client CPU per message. A rejected or deferred message is
+ * counted, never retried. */
+#include "engine/cli.h"
+#include "engine/commands.h"
+#include "pool/pool.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+struct bench_msg {
+	struct smtp_msg m;
+	uint64_t t_submit_us;
+};
+
+struct bench {
+	unsigned long long messages, size;
+	unsigned connections, recipients;
+	unsigned long long submitted, done;
+	unsigned long long delivered, deferred, rejected;
+	unsigned long long rcpt_ok, rcpt_failed;
+	struct bench_msg *msgs;
+	uint32_t *latency_us;     /* one per finished message */
+	char first_failure[512];
+	int quiet;
+};
+
+static const char bench_usage[] =
+"usage: volley bench URL --messages N --size BYTES --connections C [options]\n"
+"\n"
+"Pushes N generated messages of BYTES each over C persistent sessions and\n"
+"reports messages/s, MB/s, latency per message (p50, p90, p99, max), client\n"
+"CPU seconds per message, and how many were delivered, deferred (4xx) and\n"
+"rejected (5xx). Nothing is retried.\n"
+"\n"
+"options:\n"
+"  --messages N            messages to send (k and m suffixes: 50k)\n"
+"  --size BYTES            size of each message (k and m suffixes: 1k = 1024)\n"
+"  --connections C         persistent sessions to use\n"
+"  --recipients R          recipients per message (default 1)\n"
+"  --per-connection M      close a session after M messages (default: no cap)\n"
+"  --from ADDR             envelope sender (default bench@volley.test)\n"
+"  --rcpt-domain DOMAIN    recipients are userN@DOMAIN (default dest.test)\n"
+"  --auth-user USER        authenticate; the password comes from\n"
+"  --auth-password-file F  the first line of F, or $VOLLEY_AUTH_PASSWORD\n"
+"  --auth-plaintext        allow AUTH without TLS\n"
+"  --ca FILE | --insecure  how to verify the server's certificate\n"
+"  --no-pipelining         never pipeline\n"
+"  --no-chunking           use DATA even when CHUNKING is offered\n"
+"  --json                  print one JSON object instead of text\n";
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static void on_msg_done(void *user, const struct pool_outcome *po)
+{
+	struct bench *b = user;
+	const struct smtp_outcome *o = po->o;
+	struct bench_msg *bm = (struct bench_msg *)o->msg;
+	b->latency_us[b->done++] = (uint32_t)(now_us() - bm->t_submit_us);
+	switch (o->status) {
+	case SMTP_STATUS_OK:       b->delivered++; return;
+	case SMTP_STATUS_TEMPFAIL: b->deferred++; break;
+	default:                   b->rejected++; break;
+	}
+	if (!b->first_failure[0])
+		snprintf(b->first_failure, sizeof b->first_failure, "%s: %d %s %.400s",
+			 smtp_phase_name(o->phase), o->reply->code, o->reply->enhanced, o->reply->text);
+}
+
+static void on_rcpt_done(void *user, const struct pool_outcome *po)
+{
+	struct bench *b = user;
+	if (po->o->status == SMTP_STATUS_OK)
+		b->rcpt_ok++;
+	else
+		b->rcpt_failed++;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct_ms(const uint32_t *sorted, unsigned long long n, double pct)
+{
+	if (!n)
+		return 0;
+	unsigned long long i = (unsigned long long)(pct / 100.0 * (double)(n - 1) + 0.5);
+	return sorted[i] / 1000.0;
+}
+
+/* One body for every message: headers, then lines of text up to size. */
+static char *make_body(unsigned long long size, const char *from, size_t *len)
+{
+	char head[512];
+	int h = snprintf(head, sizeof head,
+			 "From: <%s>\r\nTo: <bench@dest.test>\r\nSubject: volley bench\r\n"
+			 "Message-ID: <bench@volley.test>\r\nMIME-Version: 1.0\r\n"
+			 "Content-Type: text/plain; charset=us-ascii\r\n\r\n", from);
+	size_t total = size > (unsigned long long)h + 2 ? size : (size_t)h + 2;
+	char *b = malloc(total);
+	if (!b)
+		return NULL;
+	memcpy(b, head, (size_t)h);
+	static const char text[] = "The quick brown fox jumps over the lazy dog. 0123456789 volley bench.";
+	size_t i = (size_t)h, col = 0;
+	while (i < total - 2) {
+		if (col == 76 || i == total - 3) {
+			b[i++] = '\r';
+			b[i++] = '\n';
+			col = 0;
+			continue;
+		}
+		b[i++] = text[col % (sizeof text - 1)];
+		col++;
+	}
+	if (b[total - 1] != '\n') {
+		b[total - 2] = '\r';
+		b[total - 1] = '\n';
+	}
+	*len = total;
+	return b;
+}
+
+int volley_bench(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "messages", required_argument, 0, 'n' },
+		{ "size", required_argument, 0, 's' },
+		{ "connections", required_argument, 0, 'c' },
+		{ "recipients", required_argument, 0, 'r' },
+		{ "per-connection", required_argument, 0, 'M' },
+		{ "from", required_argument, 0, 'f' },
+		{ "rcpt-domain", required_argument, 0, 'D' },
+		{ "auth-user", required_argument, 0, 'u' },
+		{ "auth-password-file", required_argument, 0, 'p' },
+		{ "auth-plaintext", no_argument, 0, 'P' },
+		{ "ca", required_argument, 0, 'C' },
+		{ "insecure", no_argument, 0, 'k' },
+		{ "no-pipelining", no_argument, 0, 'x' },
+		{ "no-chunking", no_argument, 0, 'X' },
+		{ "json", no_argument, 0, 'j' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct bench b;
+	memset(&b, 0, sizeof b);
+	unsigned long long v, per_conn = 0;
+	const char *from = "bench@volley.test", *domain = "dest.test", *user = NULL, *pwfile = NULL, *ca = NULL;
+	int plaintext = 0, insecure = 0, no_pipe = 0, no_chunk = 0, json = 0, rc = 1;
+	char err[512];
+	static char secret[4096];
+	struct sasl_creds creds;
+	struct tls_ctx *tls = NULL;
+	struct loop *loop = NULL;
+	struct pool *pool = NULL;
+	char *body = NULL;
+	char **rcpt_names = NULL;
+	b.recipients = 1;
+
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+		case 's':
+		case 'c':
+		case 'r':
+		case 'M':
+			if (cli_parse_count(optarg, &v, c == 's') < 0 || (v == 0 && c != 's')) {
+				fprintf(stderr, "volley bench: --%s %s: not a positive number\n",
+					c == 'n' ? "messages" : c == 's' ? "size" : c == 'c' ? "connections"
+					: c == 'r' ? "recipients" : "per-connection", optarg);
+				return 1;
+			}
+			if (c == 'n') b.messages = v;
+			else if (c == 's') b.size = v;
+			else if (c == 'c') b.connections = v > 100000 ? 100000 : (unsigned)v;
+			else if (c == 'r') b.recipients = v > 1000 ? 1000 : (unsigned)v;
+			else per_conn = v;
+			break;
+		case 'f': from = optarg; break;
+		case 'D': domain = optarg; break;
+		case 'u': user = optarg; break;
+		case 'p': pwfile = optarg; break;
+		case 'P': plaintext = 1; break;
+		case 'C': ca = optarg; break;
+		case 'k': insecure = 1; break;
+		case 'x': no_pipe = 1; break;
+		case 'X': no_chunk = 1; break;
+		case 'j': json = 1; break;
+		case 'h': fputs(bench_usage, stdout); return 0;
+		default: fputs(bench_usage, stderr); return 1;
+		}
+	}
+	if (optind != argc - 1 || !b.messages || !b.connections) {
+		fprintf(stderr, "volley bench: give a URL, --messages, --size and --connections\n%s", bench_usage);
+		return 1;
+	}
+	if (b.messages > 100000000ULL) {
+		fprintf(stderr, "volley bench: --messages: at most 100m\n");
+		return 1;
+	}
+	struct pool_dest_config dc;
+	memset(&dc, 0, sizeof dc);
+	if (relay_url_parse(argv[optind], &dc.url, err, sizeof err) < 0) {
+		fprintf(stderr, "volley bench: %s: %s\n", argv[optind], err);
+		return 1;
+	}
+	if (user) {
+		if (cli_read_secret(pwfile, "VOLLEY_AUTH_PASSWORD", secret, sizeof secret, err, sizeof err) < 0) {
+			fprintf(stderr, "volley bench: %s\n", err);
+			return 1;
+		}
+		creds.user = user;
+		creds.secret = secret;
+		dc.creds = &creds;
+	}
+	if (!dc.url.lmtp) {
+		tls = cli_tls_client(ca, insecure, err, sizeof err);
+		if (!tls && dc.url.tls != RELAY_TLS_OPPORTUNISTIC) {
+			fprintf(stderr, "volley bench: TLS: %s\n", err);
+			goto out;
+		}
+	}
+	size_t body_len;
+	body = make_body(b.size, from, &body_len);
+	rcpt_names = calloc(b.recipients, sizeof *rcpt_names);
+	b.msgs = calloc(b.messages, sizeof *b.msgs);
+	b.latency_us = calloc(b.messages, sizeof *b.latency_us);
+	if (!body || !rcpt_names || !b.msgs || !b.latency_us) {
+		fprintf(stderr, "volley bench: out of memory\n");
+		goto out;
+	}
+	for (unsigned i = 0; i < b.recipients; i++)
+		if (asprintf(&rcpt_names[i], "user%u@%s", i + 1, domain) < 0)
+			goto out;
+
+	dc.ehlo_name = "bench.volley.test";
+	dc.tls = tls;
+	dc.auth_plaintext_ok = plaintext;
+	dc.no_pipelining = no_pipe;
+	dc.no_chunking = no_chunk;
+	dc.max_conns = b.connections;
+	dc.max_msgs_per_conn = (unsigned)per_conn;
+	dc.queue_max = b.connections * 8;
+	dc.down_after = 3;
+
+	loop = loop_new(4096);
+	struct pool_callbacks cb = { on_rcpt_done, on_msg_done, NULL };
+	pool = loop ? pool_new(loop, &cb, &b) : NULL;
+	if (!pool) {
+		perror("volley bench: io_uring");
+		goto out;
+	}
+	struct pool_dest *d = pool_dest_new(pool, &dc, err, sizeof err);
+	if (!d) {
+		fprintf(stderr, "volley bench: %s\n", err);
+		goto out;
+	}
+
+	double cpu0 = cpu_seconds();
+	uint64_t t0 = now_us();
+	/* Keep a window of messages queued: enough to keep every session
+	 * busy, few enough that latency measures the relay, not our queue. */
+	size_t window = (size_t)b.connections * 4;
+	int shut = 0;
+	while (!shut || !pool_idle(pool)) {
+		while (b.submitted < b.messages && b.submitted - b.done < window) {
+			struct bench_msg *bm = &b.msgs[b.submitted];
+			bm->m = (struct smtp_msg){ from, (const char *const *)rcpt_names, b.recipients,
+						   body, body_len, 0, NULL };
+			bm->t_submit_us = now_us();
+			if (pool_submit(d, &bm->m) < 0)
+				break;
+			b.submitted++;
+		}
+		if (!shut && b.done == b.messages) {
+			pool_shutdown(pool);
+			shut = 1;
+		}
+		int r = loop_run_once(loop, 1000);
+		if (r < 0) {
+			fprintf(stderr, "volley bench: io_uring: %s\n", strerror(-r));
+			goto out;
+		}
+	}
+	uint64_t t1 = now_us();
+	double cpu = cpu_seconds() - cpu0;
+	double secs = (double)(t1 - t0) / 1e6;
+
+	qsort(b.latency_us, b.done, sizeof *b.latency_us, cmp_u32);
+	double rate = b.delivered / secs;
+	double mbps = (double)b.delivered * (double)body_len / secs / 1e6;
+	double cpu_per = b.done ? cpu / (double)b.done : 0;
+	double p50 = pct_ms(b.latency_us, b.done, 50), p90 = pct_ms(b.latency_us, b.done, 90);
+	double p99 = pct_ms(b.latency_us, b.done, 99), pmax = b.done ? b.latency_us[b.done - 1] / 1000.0 : 0;
+	if (json) {
+		printf("{\"messages\":%llu,\"delivered\":%llu,\"deferred\":%llu,\"rejected\":%llu,"
+		       "\"recipients_delivered\":%llu,\"recipients_failed\":%llu,"
+		       "\"size\":%zu,\"connections\":%u,\"seconds\":%.3f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,"
+		       "\"cpu_s\":%.3f,\"cpu_s_per_msg\":%.9f,"
+		       "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}}\n",
+		       b.messages, b.delivered, b.deferred, b.rejected, b.rcpt_ok, b.rcpt_failed, body_len,
+		       b.connections, secs, rate, mbps, cpu, cpu_per, p50, p90, p99, pmax);
+	} else {
+		printf("messages    %llu of %zu bytes over %u sessions\n", b.messages, body_len, b.connections);
+		printf("delivered   %llu   deferred %llu   rejected %llu\n", b.delivered, b.deferred, b.rejected);
+		printf("time        %.3f s   %.1f msgs/s   %.2f MB/s\n", secs, rate, mbps);
+		printf("latency ms  p50 %.3f   p90 %.3f   p99 %.3f   max %.3f\n", p50, p90, p99, pmax);
+		printf("client CPU  %.3f s   %.2f us/msg\n", cpu, cpu_per * 1e6);
+	}
+	if (b.first_failure[0])
+		fprintf(stderr, "volley bench: first failure: %s\n", b.first_failure);
+	rc = b.delivered == b.messages ? 0 : 2;
+out:
+	explicit_bzero(secret, sizeof secret);
+	pool_free(pool);
+	loop_free(loop);
+	tls_ctx_free(tls);
+	free(body);
+	if (rcpt_names)
+		for (unsigned i = 0; i < b.recipients; i++)
+			free(rcpt_names[i]);
+	free(rcpt_names);
+	free(b.msgs);
+	free(b.latency_us);
+	return rc;
+}

@@ -1,0 +1,8 @@
+/* The volley commands, each a main of its own. */
+#ifndef VOLLEY_COMMANDS_H
+#define VOLLEY_COMMANDS_H
+
+int volley_probe(int argc, char **argv);
+int volley_bench(int argc, char **argv);
+
+#endif

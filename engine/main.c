@@ -1,0 +1,64 @@
+/* volley: the command line. */
+#include "engine/commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+"usage: volley COMMAND [options]\n"
+"\n"
+"volley is a bulk SMTP sending engine.\n"
+"\n"
+"commands:\n"
+"  probe URL   run one session against a server: capabilities, STARTTLS, AUTH,\n"
+"              raw commands, one message, every reply (like swaks or smtplib)\n"
+"  bench URL   push N generated messages over C persistent sessions and report\n"
+"              messages/s, MB/s, latency percentiles and CPU per message\n"
+"  help [COMMAND]\n"
+"\n"
+"Run 'volley COMMAND --help' for a command's options.\n"
+"Relay URLs: smtp://host[:port], smtp+starttls://host[:port], smtps://host[:port],\n"
+"lmtp://host:port, lmtp:///path/to/socket.\n";
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "probe", volley_probe },
+	{ "bench", volley_bench },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 1 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("volley %s\n", VOLLEY_VERSION);
+		return 0;
+	}
+	const char *name = argv[1];
+	int help = 0;
+	if (strcmp(name, "help") == 0) {
+		if (argc < 3) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		name = argv[2];
+		help = 1;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (strcmp(name, commands[i].name) != 0)
+			continue;
+		if (help) {
+			char *hargv[] = { (char *)name, (char *)"--help", NULL };
+			return commands[i].run(2, hargv);
+		}
+		return commands[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "volley: unknown command '%s'\n%s", name, usage);
+	return 1;
+}
