@@ -64,6 +64,7 @@ static int is_atext(unsigned char c)
 static int addr_fail(struct smtp_addr_check *res, size_t off, const char *why)
 {
 	res->ok = 0;
+	res->utf8 = 0;
 	res->bad_offset = off;
 	res->why = why;
 	return 0;
@@ -182,6 +183,8 @@ int smtp_addr_check(const char *addr, size_t len, int allow_empty, struct smtp_a
 			i += n - 1;
 		}
 	}
+	/* The path "<addr>" holds at most SMTP_PATH_MAX octets, which also
+	 * keeps the domain under SMTP_DOMAIN_MAX. */
 	if (len > SMTP_PATH_MAX - 2)
 		return addr_fail(res, SMTP_PATH_MAX - 2, "address too long");
 
@@ -228,8 +231,6 @@ int smtp_addr_check(const char *addr, size_t len, int allow_empty, struct smtp_a
 	at = i;
 	if (at + 1 >= len)
 		return addr_fail(res, len, "empty domain");
-	if (len - at - 1 > SMTP_DOMAIN_MAX)
-		return addr_fail(res, at + 1 + SMTP_DOMAIN_MAX, "domain too long");
 	if (u[at + 1] == '[') {
 		if (!check_literal(addr, at + 1, len, res))
 			return 0;
