@@ -31,9 +31,9 @@ static const struct {
 	{ "lmtp", 1, RELAY_TLS_NONE, 0 },
 };
 
-/* Checks a host name or IPv4 address s[0..n) (RFC 1123 labels). Returns the
- * offset of the first fault, or n when it is valid. */
-static size_t check_hostname(const char *s, size_t n, const char **why)
+/* Checks a host name or IPv4 address s[0..n) (RFC 1123 labels). Returns 0,
+ * or -1 with the fault's offset in *at and its reason in *why. */
+static int check_hostname(const char *s, size_t n, size_t *at, const char **why)
 {
 	size_t label = 0;
 	int all_digits = 1;
@@ -43,22 +43,26 @@ static size_t check_hostname(const char *s, size_t n, const char **why)
 		if (c == '.') {
 			if (i == label) {
 				*why = "empty label in host";
-				return i;
+				*at = i;
+				return -1;
 			}
 			if (i - label > 63) {
 				*why = "host label too long";
-				return label;
+				*at = label;
+				return -1;
 			}
 			if (s[label] == '-' || s[i - 1] == '-') {
 				*why = "host label starts or ends with '-'";
-				return s[label] == '-' ? label : i - 1;
+				*at = s[label] == '-' ? label : i - 1;
+				return -1;
 			}
 			label = i + 1;
 			continue;
 		}
 		if (!is_alnum(c) && c != '-') {
 			*why = "character not allowed in host";
-			return i;
+			*at = i;
+			return -1;
 		}
 		if (c < '0' || c > '9')
 			all_digits = 0;
@@ -70,16 +74,18 @@ static size_t check_hostname(const char *s, size_t n, const char **why)
 		struct in_addr a;
 		if (n >= sizeof(tmp)) {
 			*why = "bad IPv4 address";
-			return 0;
+			*at = 0;
+			return -1;
 		}
 		memcpy(tmp, s, n);
 		tmp[n] = '\0';
 		if (inet_pton(AF_INET, tmp, &a) != 1) {
 			*why = "bad IPv4 address";
-			return 0;
+			*at = 0;
+			return -1;
 		}
 	}
-	return n;
+	return 0;
 }
 
 int relay_url_parse(const char *url, struct relay_url *out, char *err, size_t errlen)
@@ -158,8 +164,7 @@ int relay_url_parse(const char *url, struct relay_url *out, char *err, size_t er
 		if (hlen >= sizeof(out->host))
 			return url_error(err, errlen, (size_t)(p - url) + sizeof(out->host),
 					 "host too long");
-		bad = check_hostname(host, hlen, &why);
-		if (bad != hlen)
+		if (check_hostname(host, hlen, &bad, &why) < 0)
 			return url_error(err, errlen, (size_t)(host - url) + bad + 1, why);
 		p += hlen;
 	}
