@@ -244,11 +244,6 @@ static const struct fmt_case fmt_cases[] = {
 	  OK("MAIL FROM:<\xc3\xa9@b.test> SMTPUTF8\r\n") },
 	/* ENVID line breaks are encoded, so they cannot reach the wire */
 	{ F_MAIL, "", NULL, P(0, 0, 0, NULL, "x\r\nRSET"), 0, 0, OK("MAIL FROM:<> ENVID=x+0D+0ARSET\r\n") },
-	{ F_MAIL, "", NULL, P(0, 0, 0, NULL,
-	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 0, 0,
-	  OK("MAIL FROM:<> ENVID=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n") },
-	{ F_MAIL, "", NULL, P(0, 0, 0, NULL,
-	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 0, 0, EINVAL_ },
 	{ F_MAIL, "", NULL, P(0, 0, 0, NULL, "                                  "), 0, 0, EINVAL_ },
 	{ F_MAIL, "", NULL, P(0, 0, 0, NULL, ""), 0, 0, EINVAL_ },
 	{ F_MAIL, "", NULL, P(0, 0, 0, "BOGUS", NULL), 0, 0, EINVAL_ },
@@ -345,6 +340,23 @@ static void test_fmt_lengths(void)
 {
 	static char line[SMTP_CMD_LINE_MAX + 8];
 	static char out[SMTP_CMD_LINE_MAX * 4];
+	struct smtp_mail_params p = { 0 };
+
+	/* ENVID: 100 characters once encoded, no more (RFC 3461 4.4) */
+	memset(line, 'e', 100);
+	line[100] = '\0';
+	p.envid = line;
+	T_EQ_INT(smtp_fmt_mail(out, sizeof(out), "", &p), 12 + 7 + 100 + 2);
+	T_EQ_MEM(out + 12 + 7, 100, line, 100);
+	line[100] = 'e';
+	line[101] = '\0';
+	T_EQ_INT(smtp_fmt_mail(out, sizeof(out), "", &p), SMTP_CMD_EINVAL);
+	line[97] = '+';
+	line[98] = '\0';
+	T_EQ_INT(smtp_fmt_mail(out, sizeof(out), "", &p), 12 + 7 + 100 + 2);
+	line[98] = 'e';
+	line[99] = '\0';
+	T_EQ_INT(smtp_fmt_mail(out, sizeof(out), "", &p), SMTP_CMD_EINVAL);
 
 	/* the raw line cap counts the CRLF */
 	memset(line, 'x', SMTP_CMD_LINE_MAX - 2);

@@ -36,6 +36,8 @@ static const struct ok_case ok_cases[] = {
 	{ "lmtp://[::1]:24", 1, RELAY_TLS_NONE, "::1", 24, "", "lmtp://[::1]:24" },
 	{ "lmtp:///var/run/dovecot/lmtp", 1, RELAY_TLS_NONE, "", 0, "/var/run/dovecot/lmtp",
 	  "lmtp:///var/run/dovecot/lmtp" },
+	/* an '@' in a socket path is not user information */
+	{ "lmtp:///run/user@1/lmtp", 1, RELAY_TLS_NONE, "", 0, "/run/user@1/lmtp", "lmtp:///run/user@1/lmtp" },
 	{ "LMTP:///run/a b", 1, RELAY_TLS_NONE, "", 0, "/run/a b", "lmtp:///run/a b" },
 	{ "smtp://localhost:65535", 0, RELAY_TLS_OPPORTUNISTIC, "localhost", 65535, "", "smtp://localhost:65535" },
 	{ "smtp://a:1", 0, RELAY_TLS_OPPORTUNISTIC, "a", 1, "", "smtp://a:1" },
