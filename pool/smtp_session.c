@@ -995,7 +995,10 @@ static void on_txn_reply(struct smtp_session *s, struct pending *p, const struct
 			}
 			break;
 		}
-		if (!t->doomed) {
+		/* With no recipient accepted, the refusals already say why the
+		 * message failed; the DATA reply ("no valid recipients") adds
+		 * nothing. */
+		if (!t->doomed && t->accepted > 0) {
 			for (unsigned i = 0; i < t->msg->nrcpt; i++)
 				if (bit_get(t->acc, i))
 					report_rcpt(s, t, i, SMTP_PHASE_DATA, st, r);

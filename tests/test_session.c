@@ -246,7 +246,7 @@ static void test_chunking(void)
 	T_EQ_INT(smtp_session_send(h->s, &m[3]), -1);   /* max_inflight */
 	/* Whole transactions back to back, bodies verbatim (no dot-stuffing). */
 	EXPECT_OUT(h, "MAIL FROM:<alice@src.test>\r\nRCPT TO:<bob@dest.test>\r\nRCPT TO:<carol@dest.test>\r\n"
-		      "BDAT 10 LAST\r\nA\r\n.dot\r\n"
+		      "BDAT 9 LAST\r\nA\r\n.dot\r\n"
 		      "MAIL FROM:<alice@src.test>\r\nRCPT TO:<bob@dest.test>\r\nBDAT 3 LAST\r\nB\r\n"
 		      "MAIL FROM:<alice@src.test>\r\nRCPT TO:<bob@dest.test>\r\nRCPT TO:<carol@dest.test>\r\n"
 		      "RCPT TO:<dave@dest.test>\r\nBDAT 3 LAST\r\nC\r\n");
@@ -273,15 +273,19 @@ static void test_chunking(void)
  * point: the outcomes must not change. */
 static void test_split_points(void)
 {
-	const char *hello = "220 mx ESMTP\r\n250-mx\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n";
-	const char *replies = "250 2.1.0 ok\r\n250 2.1.5 ok\r\n550-5.1.1 no such\r\n550 5.1.1 user\r\n354 go\r\n"
-			      "250 2.0.0 queued\r\n";
+	const char *greeting = "220 mx ESMTP\r\n";
+	const char *hello = "250-mx\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n";
+	/* Up to the sync point (354), then the reply to the dot. */
+	const char *replies = "250 2.1.0 ok\r\n250 2.1.5 ok\r\n550-5.1.1 no such\r\n550 5.1.1 user\r\n354 go\r\n";
+	const char *final = "250 2.0.0 queued\r\n";
 	const char *want = "r1:permfail:rcpt:550;r0:ok:body:250;m:ok:body:250;";
 	size_t len = strlen(replies);
 	struct harness *h = calloc(1, sizeof *h);
 	for (size_t cut = 0; cut <= len; cut++) {
 		h_init(h, SMTP_TLS_NONE);
 		h_start(h);
+		h_server(h, greeting);
+		h_drain(h);
 		h_server(h, hello);
 		h_drain(h);
 		struct smtp_msg m = msg(two_rcpts, 2, "body\r\n");
@@ -291,12 +295,18 @@ static void test_split_points(void)
 		h_drain(h);
 		smtp_session_input(h->s, replies + cut, len - cut);
 		h_drain(h);
+		size_t fcut = cut % strlen(final);
+		smtp_session_input(h->s, final, fcut);
+		smtp_session_input(h->s, final + fcut, strlen(final) - fcut);
 		T_EQ_MEM(h->log, h->log_len, want, strlen(want));
 		smtp_session_free(h->s);
 	}
 	/* Byte by byte too. */
 	h_init(h, SMTP_TLS_NONE);
 	h_start(h);
+	for (const char *p = greeting; *p; p++)
+		smtp_session_input(h->s, p, 1);
+	h_drain(h);
 	for (const char *p = hello; *p; p++)
 		smtp_session_input(h->s, p, 1);
 	h_drain(h);
@@ -307,6 +317,8 @@ static void test_split_points(void)
 		smtp_session_input(h->s, replies + i, 1);
 		h_drain(h);
 	}
+	for (const char *p = final; *p; p++)
+		smtp_session_input(h->s, p, 1);
 	T_EQ_MEM(h->log, h->log_len, want, strlen(want));
 	smtp_session_free(h->s);
 	free(h);
