@@ -41,6 +41,7 @@ struct conn {
 	int done;                 /* CONN_EVENT_DONE reported */
 	int depth;
 	int notifying;            /* inside on_event(READY) */
+	int receiving;            /* inside on_recv: its buffer is still being read */
 	int tls_failed;
 	char err[256];
 };
@@ -338,7 +339,9 @@ static void on_recv(struct loop_op *op, int res);
 
 static void post_recv(struct conn *c)
 {
-	if (c->closing || c->op_recv.inflight || !c->connected)
+	/* Never while on_recv is still reading the last buffer: the kernel
+	 * would write into it (or into a session buffer about to move). */
+	if (c->closing || c->op_recv.inflight || !c->connected || c->receiving)
 		return;
 	void *buf;
 	size_t cap;
@@ -362,6 +365,7 @@ static void on_recv(struct loop_op *op, int res)
 {
 	struct conn *c = (struct conn *)((char *)op - offsetof(struct conn, op_recv));
 	enter(c);
+	c->receiving = 1;
 	if (c->closing) {
 		/* shut down: nothing more to read */
 	} else if (res == 0) {
@@ -394,6 +398,8 @@ static void on_recv(struct loop_op *op, int res)
 		}
 		pump(c);
 	}
+	c->receiving = 0;
+	post_recv(c);
 	leave(c);
 }
 
