@@ -219,6 +219,7 @@ class Peer:
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix='volley-%s-' % self.name)
         os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)   # peers that drop privileges write below it
         self.lifetime = lifetime
         self.proc = None
         self.pid = None
