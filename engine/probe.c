@@ -178,7 +178,7 @@ static void print_session(struct probe *p, struct conn *c)
 		printf("tls %s %s resumed=%s\n", conn_tls_version(c), conn_tls_cipher(c),
 		       conn_tls_resumed(c) ? "yes" : "no");
 	if (smtp_session_authenticated(s))
-		printf("auth ok\n");
+		printf("auth %s ok\n", sasl_mech_name(smtp_session_auth_mech(s)));
 }
 
 static void on_event(void *user, struct conn *c, enum conn_event ev)

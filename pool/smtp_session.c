@@ -87,6 +87,7 @@ struct smtp_session {
 	enum smtp_session_state state;
 	int secure;
 	int authed;
+	unsigned auth_mech;       /* the mechanism AUTH started with */
 	int esmtp;                /* EHLO (or LHLO) answered 2xx */
 	int pipelining, chunking;
 	unsigned max_txn;
@@ -837,6 +838,7 @@ static void after_hello(struct smtp_session *s)
 		stage(s, PEND_AUTH, line, (size_t)n, 1);
 		explicit_bzero(line, sizeof line);
 		s->auth_steps = 0;
+		s->auth_mech = mech;
 		return;
 	}
 	become_ready(s);
@@ -1360,6 +1362,7 @@ enum smtp_phase smtp_session_waiting_phase(const struct smtp_session *s)
 const struct smtp_caps *smtp_session_caps(const struct smtp_session *s) { return &s->caps; }
 int smtp_session_secure(const struct smtp_session *s) { return s->secure; }
 int smtp_session_authenticated(const struct smtp_session *s) { return s->authed; }
+unsigned smtp_session_auth_mech(const struct smtp_session *s) { return s->auth_mech; }
 const struct smtp_reply *smtp_session_greeting(const struct smtp_session *s) { return &s->greeting; }
 
 enum smtp_phase smtp_session_failure(const struct smtp_session *s, const struct smtp_reply **r)

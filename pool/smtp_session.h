@@ -205,6 +205,8 @@ enum smtp_phase smtp_session_waiting_phase(const struct smtp_session *s);
 const struct smtp_caps *smtp_session_caps(const struct smtp_session *s);
 int smtp_session_secure(const struct smtp_session *s);
 int smtp_session_authenticated(const struct smtp_session *s);
+/* The mechanism AUTH used (one enum smtp_auth_mech bit), 0 before AUTH. */
+unsigned smtp_session_auth_mech(const struct smtp_session *s);
 const struct smtp_reply *smtp_session_greeting(const struct smtp_session *s);
 
 /* When FAILED: the phase and the reply (real or made by volley) that ended
