@@ -33,6 +33,16 @@ enum pend_kind {
 	PEND_RSET, PEND_MAIL, PEND_RCPT, PEND_DATA, PEND_BODY, PEND_RAW, PEND_QUIT,
 };
 
+/* The phase each pending reply belongs to. */
+static const enum smtp_phase pend_phase[] = {
+	[PEND_GREETING] = SMTP_PHASE_GREETING, [PEND_EHLO] = SMTP_PHASE_EHLO,
+	[PEND_HELO] = SMTP_PHASE_EHLO, [PEND_STARTTLS] = SMTP_PHASE_STARTTLS,
+	[PEND_AUTH] = SMTP_PHASE_AUTH, [PEND_RSET] = SMTP_PHASE_RSET,
+	[PEND_MAIL] = SMTP_PHASE_MAIL, [PEND_RCPT] = SMTP_PHASE_RCPT,
+	[PEND_DATA] = SMTP_PHASE_DATA, [PEND_BODY] = SMTP_PHASE_BODY,
+	[PEND_RAW] = SMTP_PHASE_CMD, [PEND_QUIT] = SMTP_PHASE_QUIT,
+};
+
 struct pending {
 	unsigned char kind;
 	unsigned char txn;       /* slot index, for transaction commands */
@@ -1067,15 +1077,7 @@ static void on_reply(struct smtp_session *s, const struct smtp_reply *r)
 	if (r->code == 421 && kind != PEND_QUIT) {
 		/* The server is closing the session: whatever is in flight fails
 		 * with this reply (smtp_session_abort reports it). */
-		static const enum smtp_phase phase_of[] = {
-			[PEND_GREETING] = SMTP_PHASE_GREETING, [PEND_EHLO] = SMTP_PHASE_EHLO,
-			[PEND_HELO] = SMTP_PHASE_EHLO, [PEND_STARTTLS] = SMTP_PHASE_STARTTLS,
-			[PEND_AUTH] = SMTP_PHASE_AUTH, [PEND_RSET] = SMTP_PHASE_RSET,
-			[PEND_MAIL] = SMTP_PHASE_MAIL, [PEND_RCPT] = SMTP_PHASE_RCPT,
-			[PEND_DATA] = SMTP_PHASE_DATA, [PEND_BODY] = SMTP_PHASE_BODY,
-			[PEND_RAW] = SMTP_PHASE_CMD, [PEND_QUIT] = SMTP_PHASE_QUIT,
-		};
-		session_fail(s, phase_of[kind], r);
+		session_fail(s, pend_phase[kind], r);
 		return;
 	}
 
@@ -1344,19 +1346,11 @@ uint32_t smtp_session_timeout(const struct smtp_session *s)
 
 enum smtp_phase smtp_session_waiting_phase(const struct smtp_session *s)
 {
-	static const enum smtp_phase phase_of[] = {
-		[PEND_GREETING] = SMTP_PHASE_GREETING, [PEND_EHLO] = SMTP_PHASE_EHLO,
-		[PEND_HELO] = SMTP_PHASE_EHLO, [PEND_STARTTLS] = SMTP_PHASE_STARTTLS,
-		[PEND_AUTH] = SMTP_PHASE_AUTH, [PEND_RSET] = SMTP_PHASE_RSET,
-		[PEND_MAIL] = SMTP_PHASE_MAIL, [PEND_RCPT] = SMTP_PHASE_RCPT,
-		[PEND_DATA] = SMTP_PHASE_DATA, [PEND_BODY] = SMTP_PHASE_BODY,
-		[PEND_RAW] = SMTP_PHASE_CMD, [PEND_QUIT] = SMTP_PHASE_QUIT,
-	};
 	if (s->state == SMTP_SESSION_TLS)
 		return SMTP_PHASE_STARTTLS;
 	if (s->pend_n == 0)
 		return s->state == SMTP_SESSION_GREETING ? SMTP_PHASE_GREETING : SMTP_PHASE_CMD;
-	return phase_of[s->pend[s->pend_head].kind];
+	return pend_phase[s->pend[s->pend_head].kind];
 }
 
 const struct smtp_caps *smtp_session_caps(const struct smtp_session *s) { return &s->caps; }

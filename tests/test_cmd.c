@@ -3,6 +3,7 @@
  * inspection and CRLF conversion, and garbage. */
 #include "pool/smtp_cmd.h"
 #include "tests/testutil.h"
+#include "tests/guard.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,21 +11,7 @@
 #include <unistd.h>
 
 #define GUARD_REGION (16u * 4096u)
-static char *guard_mem;
-
-static void guard_init(void)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	size_t region = (GUARD_REGION + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
-
-	guard_mem = mmap(NULL, region + (size_t)pg, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (guard_mem == MAP_FAILED || mprotect(guard_mem + region, (size_t)pg, PROT_NONE) != 0) {
-		perror("guard page");
-		exit(1);
-	}
-	guard_mem += region;
-}
+static void guard_init(void) { guard_init_size(GUARD_REGION); }
 
 static int check_guarded(const char *s, size_t n, int allow_empty, struct smtp_addr_check *res)
 {
@@ -584,13 +571,7 @@ static void test_msg_special(void)
 
 static uint32_t rng_state = 123456789u;
 
-static uint32_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 17;
-	rng_state ^= rng_state << 5;
-	return rng_state;
-}
+static uint32_t rng(void) { return xorshift32(&rng_state); }
 
 /* Undoes dot-stuffing: drops the first '.' of a line that starts with one and
  * the end marker. Returns the length, or (size_t)-1 when the stuffed form

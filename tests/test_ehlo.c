@@ -2,6 +2,7 @@
  * AUTH forms, caps on keywords and lengths, guard pages and garbage. */
 #include "pool/smtp_ehlo.h"
 #include "tests/testutil.h"
+#include "tests/guard.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,21 +10,7 @@
 #include <unistd.h>
 
 #define GUARD_REGION (96u * 4096u)
-static char *guard_mem;
-
-static void guard_init(void)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	size_t region = (GUARD_REGION + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
-
-	guard_mem = mmap(NULL, region + (size_t)pg, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (guard_mem == MAP_FAILED || mprotect(guard_mem + region, (size_t)pg, PROT_NONE) != 0) {
-		perror("guard page");
-		exit(1);
-	}
-	guard_mem += region;
-}
+static void guard_init(void) { guard_init_size(GUARD_REGION); }
 
 /* Parses raw (placed against the guard page), then moves the parsed reply to
  * the end of the page as well, so that reading past the struct faults. */
@@ -227,13 +214,7 @@ static void test_synth_reply(void)
 
 static uint32_t rng_state = 88172645u;
 
-static uint32_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 17;
-	rng_state ^= rng_state << 5;
-	return rng_state;
-}
+static uint32_t rng(void) { return xorshift32(&rng_state); }
 
 /* Random lines of known words, fragments and bytes: whatever comes, every
  * string in the result is terminated within its array and the counts hold. */

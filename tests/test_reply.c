@@ -2,6 +2,7 @@
  * against a guard page, caps, and a deterministic garbage loop. */
 #include "pool/smtp_reply.h"
 #include "tests/testutil.h"
+#include "tests/guard.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,21 +12,7 @@
 /* Inputs are copied to the end of a writable region that a PROT_NONE page
  * follows, so reading one byte past the input faults. */
 #define GUARD_REGION (96u * 4096u)
-static char *guard_mem;
-
-static void guard_init(void)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	size_t region = (GUARD_REGION + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
-
-	guard_mem = mmap(NULL, region + (size_t)pg, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (guard_mem == MAP_FAILED || mprotect(guard_mem + region, (size_t)pg, PROT_NONE) != 0) {
-		perror("guard page");
-		exit(1);
-	}
-	guard_mem += region;    /* now the first byte that faults */
-}
+static void guard_init(void) { guard_init_size(GUARD_REGION); }
 
 static const char *guard_put(const char *s, size_t n)
 {
@@ -372,13 +359,7 @@ static void test_synth(void)
 
 static uint32_t rng_state = 2463534242u;
 
-static uint32_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 17;
-	rng_state ^= rng_state << 5;
-	return rng_state;
-}
+static uint32_t rng(void) { return xorshift32(&rng_state); }
 
 /* Whatever the bytes, the result is -1, -2 or a reply that is sane and that
  * every shorter prefix calls incomplete. */
