@@ -220,16 +220,14 @@ static void on_event(void *user, struct conn *c, enum conn_event ev)
 			printf("failed phase=%s ", smtp_phase_name(ph));
 			print_reply_fields(r);
 		}
+		if (conn_tls_failed(c))
+			ph = SMTP_PHASE_STARTTLS;   /* implicit TLS fails before any phase */
 		switch (ph) {
 		case SMTP_PHASE_CONNECT:
 		case SMTP_PHASE_GREETING: set_exit(p, EXIT_CONNECT); break;
 		case SMTP_PHASE_STARTTLS: set_exit(p, EXIT_TLS); break;
 		case SMTP_PHASE_AUTH:     set_exit(p, EXIT_AUTH); break;
 		default:                  set_exit(p, EXIT_PROTOCOL); break;
-		}
-		/* An implicit-TLS handshake fails before the session has a phase. */
-		if (conn_connected(c) && !smtp_session_greeting(s)->code && p->url.tls == RELAY_TLS_IMPLICIT) {
-			p->exit_code = EXIT_TLS;
 		}
 		return;
 	}

@@ -411,7 +411,6 @@ static void pump(struct conn *c)
 		return;
 	enum smtp_session_state st = smtp_session_state(c->s);
 	if (st == SMTP_SESSION_TLS && !c->tls) {
-		flush(c);   /* nothing queued after STARTTLS; harmless */
 		start_tls(c);
 		if (c->closing)
 			return;
@@ -555,5 +554,6 @@ void conn_abort(struct conn *c, const char *why)
 const char *conn_tls_version(const struct conn *c) { return c->tls && c->tls_up ? tls_conn_version(c->tls) : NULL; }
 const char *conn_tls_cipher(const struct conn *c) { return c->tls && c->tls_up ? tls_conn_cipher(c->tls) : NULL; }
 int conn_tls_resumed(const struct conn *c) { return c->tls && c->tls_up ? tls_conn_resumed(c->tls) : 0; }
+int conn_tls_failed(const struct conn *c) { return c->tls_failed; }
 int conn_connected(const struct conn *c) { return c->connected; }
 const char *conn_error(const struct conn *c) { return c->err[0] ? c->err : NULL; }

@@ -59,6 +59,8 @@ void conn_abort(struct conn *c, const char *why);
 const char *conn_tls_version(const struct conn *c);
 const char *conn_tls_cipher(const struct conn *c);
 int conn_tls_resumed(const struct conn *c);
+/* Whether the connection ended because TLS failed (handshake, certificate). */
+int conn_tls_failed(const struct conn *c);
 /* Whether the TCP connection was ever established. */
 int conn_connected(const struct conn *c);
 /* Why the connection itself failed (connect, TLS), or NULL. */

@@ -154,6 +154,24 @@ static void unlink_conn(struct pool_conn *pc)
 		d->nconnecting--;
 }
 
+/* A connection failed before its session was ready (d->last_reply says
+ * why): back off, or after down_after failures in a row mark the destination
+ * down and fail its queue. Returns 1 when it went down. */
+static int note_connect_failure(struct pool_dest *d)
+{
+	uint64_t now = loop_now_ms(d->p->loop);
+	unsigned down_after = d->cfg.down_after ? d->cfg.down_after : 3;
+	if (++d->fails >= down_after) {
+		d->down_until = now + (d->cfg.down_ms ? d->cfg.down_ms : 60000);
+		d->fails = 0;
+		fail_queue(d);
+		return 1;
+	}
+	uint64_t backoff = (uint64_t)POOL_BACKOFF_FIRST_MS << (d->fails - 1 < 7 ? d->fails - 1 : 7);
+	d->retry_at = now + (backoff > POOL_BACKOFF_MAX_MS ? POOL_BACKOFF_MAX_MS : backoff);
+	return 0;
+}
+
 static void on_conn_event(void *user, struct conn *c, enum conn_event ev)
 {
 	struct pool_conn *pc = user;
@@ -183,21 +201,8 @@ static void on_conn_event(void *user, struct conn *c, enum conn_event ev)
 	}
 	unlink_conn(pc);
 	free(pc);
-	if (never_ready && !d->p->shutting_down) {
-		d->fails++;
-		uint64_t now = loop_now_ms(d->p->loop);
-		unsigned down_after = d->cfg.down_after ? d->cfg.down_after : 3;
-		if (d->fails >= down_after) {
-			d->down_until = now + (d->cfg.down_ms ? d->cfg.down_ms : 60000);
-			d->fails = 0;
-			fail_queue(d);
-			return;
-		}
-		uint64_t backoff = POOL_BACKOFF_FIRST_MS << (d->fails - 1 < 7 ? d->fails - 1 : 7);
-		if (backoff > POOL_BACKOFF_MAX_MS)
-			backoff = POOL_BACKOFF_MAX_MS;
-		d->retry_at = now + backoff;
-	}
+	if (never_ready && !d->p->shutting_down && note_connect_failure(d))
+		return;
 	dispatch(d);
 }
 
@@ -259,11 +264,8 @@ static void dispatch(struct pool_dest *d)
 	/* Open as many as the queue can use, one round of failures at a time. */
 	while (d->nconns < max && d->nconnecting < d->q_len) {
 		if (open_conn(d) < 0) {
-			if (++d->fails >= (d->cfg.down_after ? d->cfg.down_after : 3)) {
-				d->down_until = now + (d->cfg.down_ms ? d->cfg.down_ms : 60000);
-				d->fails = 0;
-				fail_queue(d);
-			}
+			if (!note_connect_failure(d))
+				loop_timer_start(p->loop, &d->retry_timer, d->retry_at - now);
 			return;
 		}
 		if (d->fails)

@@ -754,7 +754,7 @@ size_t smtp_session_output_pending(const struct smtp_session *s)
 		const struct segment *g = &s->seg[(s->seg_head + i) % SESSION_SEGS];
 		total += g->kind == SEG_CMD ? g->len : g->len - g->off;
 	}
-	return total + (s->staged_len ? s->staged_len : 0);
+	return total + s->staged_len;
 }
 
 /* ---- replies ---------------------------------------------------------- */

@@ -35,7 +35,7 @@ def available():
     return True, ''
 
 
-class AioSmtpd(peerlib.Peer):
+class AioSmtpd(peerlib.RecordingPeer):
     name = 'aiosmtpd'
 
     def __init__(self, workdir=None, cert=None, key=None, no_tls=False,
@@ -66,22 +66,9 @@ class AioSmtpd(peerlib.Peer):
         proc = peerlib.spawn(argv, self.log)
         return proc, peerlib.read_port_file(portfile, proc=proc)
 
-    def messages(self):
-        return peerlib.read_messages(os.path.join(self.dir, 'messages'))
-
-    def sessions(self):
-        return peerlib.read_sessions(os.path.join(self.dir, 'sessions.jsonl'))
-
     def violations(self):
         with open(os.path.join(self.dir, 'violations')) as f:
             return int(f.read().strip() or 0)
-
-    def auth_log(self):
-        try:
-            with open(os.path.join(self.dir, 'auth.log')) as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
 
 
 def _make(args, extra, workdir):

@@ -54,7 +54,7 @@ def available():
     return True, ''
 
 
-class NodeSmtp(peerlib.Peer):
+class NodeSmtp(peerlib.RecordingPeer):
     name = 'smtp-server'
 
     def __init__(self, workdir=None, cert=None, key=None, password_file=None,
@@ -77,18 +77,6 @@ class NodeSmtp(peerlib.Peer):
         proc = peerlib.spawn(argv, self.log, cwd=NODE_DIR)
         return proc, peerlib.read_port_file(portfile, proc=proc)
 
-    def messages(self):
-        return peerlib.read_messages(os.path.join(self.dir, 'messages'))
-
-    def sessions(self):
-        return peerlib.read_sessions(os.path.join(self.dir, 'sessions.jsonl'))
-
-    def auth_log(self):
-        try:
-            with open(os.path.join(self.dir, 'auth.log')) as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
 
 
 def _make(args, extra, workdir):

@@ -273,6 +273,24 @@ class Peer:
         return '%s://%s:%d' % (scheme, HOST, self.port)
 
 
+class RecordingPeer(Peer):
+    """A peer run by our own server script, which records in its directory:
+    messages/*.json, sessions.jsonl and auth.log."""
+
+    def messages(self):
+        return read_messages(os.path.join(self.dir, 'messages'))
+
+    def sessions(self):
+        return read_sessions(os.path.join(self.dir, 'sessions.jsonl'))
+
+    def auth_log(self):
+        try:
+            with open(os.path.join(self.dir, 'auth.log')) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+
 def lifetime_wrap(argv, lifetime):
     """Run argv under coreutils timeout so the peer ends by itself. SIGTERM sent
     to the timeout process is passed on to the peer."""
