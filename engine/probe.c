@@ -212,6 +212,8 @@ static void on_event(void *user, struct conn *c, enum conn_event ev)
 			ph = smtp_session_failure(s, &r);
 		if (!conn_connected(c))
 			ph = SMTP_PHASE_CONNECT;
+		if (conn_tls_failed(c))
+			ph = SMTP_PHASE_STARTTLS;   /* implicit TLS fails before any phase */
 		if (smtp_session_greeting(s)->code)
 			print_session(p, c);
 		fprintf(stderr, "volley probe: %s failed: %s\n", smtp_phase_name(ph),
@@ -220,8 +222,6 @@ static void on_event(void *user, struct conn *c, enum conn_event ev)
 			printf("failed phase=%s ", smtp_phase_name(ph));
 			print_reply_fields(r);
 		}
-		if (conn_tls_failed(c))
-			ph = SMTP_PHASE_STARTTLS;   /* implicit TLS fails before any phase */
 		switch (ph) {
 		case SMTP_PHASE_CONNECT:
 		case SMTP_PHASE_GREETING: set_exit(p, EXIT_CONNECT); break;
