@@ -7,28 +7,47 @@
 #include "engine/commands.h"
 #include "pool/pool.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
+/* How long a busy worker waits to gather completions (see loop_set_batching). */
+#define BENCH_BATCH_US 200
+
 struct bench_msg {
 	struct smtp_msg m;
 	uint64_t t_submit_us;
 };
 
-struct bench {
-	unsigned long long messages, size;
-	unsigned connections, recipients;
-	unsigned long long submitted, done;
+/* What every worker sends, the same for all (read-only once they run). */
+struct bench_job {
+	struct pool_dest_config dc;
+	const char *from;
+	const char *const *rcpts;
+	unsigned nrcpt;
+	const char *body;
+	size_t body_len;
+};
+
+/* One worker thread: its own io_uring loop, pool and sessions, a share of
+ * the connections and of the messages. */
+struct bench_worker {
+	pthread_t thread;
+	const struct bench_job *job;
+	unsigned connections;
+	unsigned long long messages, submitted, done;
 	unsigned long long delivered, deferred, rejected;
 	unsigned long long rcpt_ok, rcpt_failed;
 	struct bench_msg *msgs;
-	uint32_t *latency_us;     /* one per finished message */
+	uint32_t *latency_us;     /* its slice of the run's array, one per message */
+	struct pool_dest_stats stats;
 	char first_failure[512];
-	int quiet;
+	char error[512];          /* setup failed: why */
 };
 
 static const char bench_usage[] =
@@ -42,7 +61,9 @@ static const char bench_usage[] =
 "options:\n"
 "  --messages N            messages to send (k and m suffixes: 50k)\n"
 "  --size BYTES            size of each message (k and m suffixes: 1k = 1024)\n"
-"  --connections C         persistent sessions to use\n"
+"  --connections C         persistent sessions to use (in all)\n"
+"  --threads T             worker threads, each with its own io_uring and a\n"
+"                          share of the sessions (default 1)\n"
 "  --recipients R          recipients per message (default 1)\n"
 "  --per-connection M      close a session after M messages (default: no cap)\n"
 "  --from ADDR             envelope sender (default bench@volley.test)\n"
@@ -72,7 +93,7 @@ static double cpu_seconds(void)
 
 static void on_msg_done(void *user, const struct pool_outcome *po)
 {
-	struct bench *b = user;
+	struct bench_worker *b = user;
 	const struct smtp_outcome *o = po->o;
 	struct bench_msg *bm = (struct bench_msg *)o->msg;
 	b->latency_us[b->done++] = (uint32_t)(now_us() - bm->t_submit_us);
@@ -88,7 +109,7 @@ static void on_msg_done(void *user, const struct pool_outcome *po)
 
 static void on_rcpt_done(void *user, const struct pool_outcome *po)
 {
-	struct bench *b = user;
+	struct bench_worker *b = user;
 	if (po->o->status == SMTP_STATUS_OK)
 		b->rcpt_ok++;
 	else
@@ -142,12 +163,70 @@ static char *make_body(unsigned long long size, const char *from, size_t *len)
 	return b;
 }
 
+/* A worker's whole run: its loop, pool and destination, a window of
+ * messages kept queued, then QUIT on every session. */
+static void *bench_worker_run(void *arg)
+{
+	struct bench_worker *w = arg;
+	const struct bench_job *job = w->job;
+	struct pool_dest_config dc = job->dc;
+	dc.max_conns = w->connections;
+	dc.queue_max = w->connections * 8;
+	struct loop *loop = loop_new(4096);
+	if (loop)
+		loop_set_batching(loop, BENCH_BATCH_US);
+	struct pool_callbacks cb = { on_rcpt_done, on_msg_done, NULL };
+	struct pool *pool = loop ? pool_new(loop, &cb, w) : NULL;
+	if (!pool) {
+		snprintf(w->error, sizeof w->error, "io_uring: %s", strerror(errno));
+		loop_free(loop);
+		return NULL;
+	}
+	struct pool_dest *d = pool_dest_new(pool, &dc, w->error, sizeof w->error);
+	if (!d) {
+		pool_free(pool);
+		loop_free(loop);
+		return NULL;
+	}
+	/* Keep a window of messages queued: enough to keep every session
+	 * busy, few enough that latency measures the relay, not our queue. */
+	size_t window = (size_t)w->connections * 4;
+	int shut = 0;
+	while (!shut || !pool_idle(pool)) {
+		while (w->submitted < w->messages && w->submitted - w->done < window) {
+			struct bench_msg *bm = &w->msgs[w->submitted];
+			bm->m = (struct smtp_msg){ job->from, job->rcpts, job->nrcpt,
+						   job->body, job->body_len, 0, NULL };
+			bm->t_submit_us = now_us();
+			if (pool_submit(d, &bm->m) < 0)
+				break;
+			w->submitted++;
+		}
+		if (!shut && w->done == w->messages) {
+			pool_shutdown(pool);
+			shut = 1;
+		}
+		int r = loop_run_once(loop, 1000);
+		if (r < 0) {
+			snprintf(w->error, sizeof w->error, "io_uring: %s", strerror(-r));
+			break;
+		}
+	}
+	pool_dest_get_stats(d, &w->stats);
+	if (pool_idle(pool)) {
+		pool_free(pool);
+		loop_free(loop);
+	}   /* else the run failed and the process is about to exit */
+	return NULL;
+}
+
 int volley_bench(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "messages", required_argument, 0, 'n' },
 		{ "size", required_argument, 0, 's' },
 		{ "connections", required_argument, 0, 'c' },
+		{ "threads", required_argument, 0, 'T' },
 		{ "recipients", required_argument, 0, 'r' },
 		{ "per-connection", required_argument, 0, 'M' },
 		{ "from", required_argument, 0, 'f' },
@@ -163,20 +242,19 @@ int volley_bench(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct bench b;
-	memset(&b, 0, sizeof b);
-	unsigned long long v, per_conn = 0;
+	unsigned long long v, per_conn = 0, messages = 0, size = 0;
+	unsigned connections = 0, threads = 1, recipients = 1;
 	const char *from = "bench@volley.test", *domain = "dest.test", *user = NULL, *pwfile = NULL, *ca = NULL;
 	int plaintext = 0, insecure = 0, no_pipe = 0, no_chunk = 0, json = 0, rc = 1;
 	char err[512];
 	static char secret[4096];
 	struct sasl_creds creds;
 	struct tls_ctx *tls = NULL;
-	struct loop *loop = NULL;
-	struct pool *pool = NULL;
 	char *body = NULL;
 	char **rcpt_names = NULL;
-	b.recipients = 1;
+	struct bench_worker *workers = NULL;
+	struct bench_msg *msgs = NULL;
+	uint32_t *latency_us = NULL;
 
 	optind = 1;
 	int c;
@@ -185,18 +263,20 @@ int volley_bench(int argc, char **argv)
 		case 'n':
 		case 's':
 		case 'c':
+		case 'T':
 		case 'r':
 		case 'M':
 			if (cli_parse_count(optarg, &v, c == 's') < 0 || (v == 0 && c != 's')) {
 				fprintf(stderr, "volley bench: --%s %s: not a positive number\n",
 					c == 'n' ? "messages" : c == 's' ? "size" : c == 'c' ? "connections"
-					: c == 'r' ? "recipients" : "per-connection", optarg);
+					: c == 'T' ? "threads" : c == 'r' ? "recipients" : "per-connection", optarg);
 				return 1;
 			}
-			if (c == 'n') b.messages = v;
-			else if (c == 's') b.size = v;
-			else if (c == 'c') b.connections = v > 100000 ? 100000 : (unsigned)v;
-			else if (c == 'r') b.recipients = v > 1000 ? 1000 : (unsigned)v;
+			if (c == 'n') messages = v;
+			else if (c == 's') size = v;
+			else if (c == 'c') connections = v > 100000 ? 100000 : (unsigned)v;
+			else if (c == 'T') threads = v > 256 ? 256 : (unsigned)v;
+			else if (c == 'r') recipients = v > 1000 ? 1000 : (unsigned)v;
 			else per_conn = v;
 			break;
 		case 'f': from = optarg; break;
@@ -213,17 +293,23 @@ int volley_bench(int argc, char **argv)
 		default: fputs(bench_usage, stderr); return 1;
 		}
 	}
-	if (optind != argc - 1 || !b.messages || !b.connections) {
+	if (optind != argc - 1 || !messages || !connections) {
 		fprintf(stderr, "volley bench: give a URL, --messages, --size and --connections\n%s", bench_usage);
 		return 1;
 	}
-	if (b.messages > 100000000ULL) {
+	if (messages > 100000000ULL) {
 		fprintf(stderr, "volley bench: --messages: at most 100m\n");
 		return 1;
 	}
-	struct pool_dest_config dc;
-	memset(&dc, 0, sizeof dc);
-	if (relay_url_parse(argv[optind], &dc.url, err, sizeof err) < 0) {
+	if (threads > connections) {
+		fprintf(stderr, "volley bench: --threads %u: more threads than connections (%u)\n",
+			threads, connections);
+		return 1;
+	}
+	struct bench_job job;
+	memset(&job, 0, sizeof job);
+	struct pool_dest_config *dc = &job.dc;
+	if (relay_url_parse(argv[optind], &dc->url, err, sizeof err) < 0) {
 		fprintf(stderr, "volley bench: %s: %s\n", argv[optind], err);
 		return 1;
 	}
@@ -234,116 +320,142 @@ int volley_bench(int argc, char **argv)
 		}
 		creds.user = user;
 		creds.secret = secret;
-		dc.creds = &creds;
+		dc->creds = &creds;
 	}
-	if (!dc.url.lmtp) {
+	if (!dc->url.lmtp) {
 		tls = cli_tls_client(ca, insecure, err, sizeof err);
-		if (!tls && dc.url.tls != RELAY_TLS_OPPORTUNISTIC) {
+		if (!tls && dc->url.tls != RELAY_TLS_OPPORTUNISTIC) {
 			fprintf(stderr, "volley bench: TLS: %s\n", err);
 			goto out;
 		}
 	}
-	size_t body_len;
-	body = make_body(b.size, from, &body_len);
-	rcpt_names = calloc(b.recipients, sizeof *rcpt_names);
-	b.msgs = calloc(b.messages, sizeof *b.msgs);
-	b.latency_us = calloc(b.messages, sizeof *b.latency_us);
-	if (!body || !rcpt_names || !b.msgs || !b.latency_us) {
+	body = make_body(size, from, &job.body_len);
+	rcpt_names = calloc(recipients, sizeof *rcpt_names);
+	msgs = calloc(messages, sizeof *msgs);
+	latency_us = calloc(messages, sizeof *latency_us);
+	workers = calloc(threads, sizeof *workers);
+	if (!body || !rcpt_names || !msgs || !latency_us || !workers) {
 		fprintf(stderr, "volley bench: out of memory\n");
 		goto out;
 	}
-	for (unsigned i = 0; i < b.recipients; i++)
+	for (unsigned i = 0; i < recipients; i++)
 		if (asprintf(&rcpt_names[i], "user%u@%s", i + 1, domain) < 0)
 			goto out;
+	job.from = from;
+	job.rcpts = (const char *const *)rcpt_names;
+	job.nrcpt = recipients;
+	job.body = body;
 
-	dc.ehlo_name = "bench.volley.test";
-	dc.tls = tls;
-	dc.auth_plaintext_ok = plaintext;
-	dc.no_pipelining = no_pipe;
-	dc.no_chunking = no_chunk;
-	dc.max_conns = b.connections;
-	dc.max_msgs_per_conn = (unsigned)per_conn;
-	dc.queue_max = b.connections * 8;
-	dc.down_after = 3;
+	dc->ehlo_name = "bench.volley.test";
+	dc->tls = tls;
+	dc->auth_plaintext_ok = plaintext;
+	dc->no_pipelining = no_pipe;
+	dc->no_chunking = no_chunk;
+	dc->max_msgs_per_conn = (unsigned)per_conn;
+	dc->down_after = 3;
 
-	loop = loop_new(4096);
-	struct pool_callbacks cb = { on_rcpt_done, on_msg_done, NULL };
-	pool = loop ? pool_new(loop, &cb, &b) : NULL;
-	if (!pool) {
-		perror("volley bench: io_uring");
-		goto out;
-	}
-	struct pool_dest *d = pool_dest_new(pool, &dc, err, sizeof err);
-	if (!d) {
-		fprintf(stderr, "volley bench: %s\n", err);
-		goto out;
+	/* Connections and messages shared out as evenly as they divide. */
+	unsigned long long first = 0;
+	for (unsigned i = 0; i < threads; i++) {
+		struct bench_worker *w = &workers[i];
+		w->job = &job;
+		w->connections = connections / threads + (i < connections % threads);
+		w->messages = messages / threads + (i < messages % threads);
+		w->msgs = msgs + first;
+		w->latency_us = latency_us + first;
+		first += w->messages;
 	}
 
 	double cpu0 = cpu_seconds();
 	uint64_t t0 = now_us();
-	/* Keep a window of messages queued: enough to keep every session
-	 * busy, few enough that latency measures the relay, not our queue. */
-	size_t window = (size_t)b.connections * 4;
-	int shut = 0;
-	while (!shut || !pool_idle(pool)) {
-		while (b.submitted < b.messages && b.submitted - b.done < window) {
-			struct bench_msg *bm = &b.msgs[b.submitted];
-			bm->m = (struct smtp_msg){ from, (const char *const *)rcpt_names, b.recipients,
-						   body, body_len, 0, NULL };
-			bm->t_submit_us = now_us();
-			if (pool_submit(d, &bm->m) < 0)
-				break;
-			b.submitted++;
+	unsigned started = 0;
+	for (; started < threads; started++) {
+		int e = pthread_create(&workers[started].thread, NULL, bench_worker_run, &workers[started]);
+		if (e) {
+			fprintf(stderr, "volley bench: cannot start a thread: %s\n", strerror(e));
+			break;
 		}
-		if (!shut && b.done == b.messages) {
-			pool_shutdown(pool);
-			shut = 1;
+	}
+	struct bench_worker total;
+	memset(&total, 0, sizeof total);
+	int setup_failed = started < threads;
+	for (unsigned i = 0; i < started; i++) {
+		struct bench_worker *w = &workers[i];
+		pthread_join(w->thread, NULL);
+		if (w->error[0]) {
+			fprintf(stderr, "volley bench: %s\n", w->error);
+			setup_failed = 1;
 		}
-		int r = loop_run_once(loop, 1000);
-		if (r < 0) {
-			fprintf(stderr, "volley bench: io_uring: %s\n", strerror(-r));
-			goto out;
-		}
+		total.done += w->done;
+		total.delivered += w->delivered;
+		total.deferred += w->deferred;
+		total.rejected += w->rejected;
+		total.rcpt_ok += w->rcpt_ok;
+		total.rcpt_failed += w->rcpt_failed;
+		total.stats.sessions_opened += w->stats.sessions_opened;
+		total.stats.sessions_ready += w->stats.sessions_ready;
+		total.stats.sessions_tls += w->stats.sessions_tls;
+		total.stats.sessions_resumed += w->stats.sessions_resumed;
+		total.stats.connect_failures += w->stats.connect_failures;
+		if (!total.first_failure[0] && w->first_failure[0])
+			memcpy(total.first_failure, w->first_failure, sizeof total.first_failure);
 	}
 	uint64_t t1 = now_us();
 	double cpu = cpu_seconds() - cpu0;
 	double secs = (double)(t1 - t0) / 1e6;
+	if (setup_failed && total.done == 0)
+		goto out;
 
-	qsort(b.latency_us, b.done, sizeof *b.latency_us, cmp_u32);
-	double rate = b.delivered / secs;
-	double mbps = (double)b.delivered * (double)body_len / secs / 1e6;
-	double cpu_per = b.done ? cpu / (double)b.done : 0;
-	double p50 = pct_ms(b.latency_us, b.done, 50), p90 = pct_ms(b.latency_us, b.done, 90);
-	double p99 = pct_ms(b.latency_us, b.done, 99), pmax = b.done ? b.latency_us[b.done - 1] / 1000.0 : 0;
+	/* Every worker's slice is full (each message got its outcome), so the
+	 * first total.done entries are the run's latencies once gathered. */
+	unsigned long long n = 0;
+	for (unsigned i = 0; i < started; i++) {
+		memmove(latency_us + n, workers[i].latency_us, workers[i].done * sizeof *latency_us);
+		n += workers[i].done;
+	}
+	qsort(latency_us, n, sizeof *latency_us, cmp_u32);
+	double rate = total.delivered / secs;
+	double mbps = (double)total.delivered * (double)job.body_len / secs / 1e6;
+	double cpu_per = n ? cpu / (double)n : 0;
+	double p50 = pct_ms(latency_us, n, 50), p90 = pct_ms(latency_us, n, 90);
+	double p99 = pct_ms(latency_us, n, 99), pmax = n ? latency_us[n - 1] / 1000.0 : 0;
+	const struct pool_dest_stats *st = &total.stats;
 	if (json) {
 		printf("{\"messages\":%llu,\"delivered\":%llu,\"deferred\":%llu,\"rejected\":%llu,"
 		       "\"recipients_delivered\":%llu,\"recipients_failed\":%llu,"
-		       "\"size\":%zu,\"connections\":%u,\"seconds\":%.3f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,"
+		       "\"size\":%zu,\"connections\":%u,\"threads\":%u,"
+		       "\"sessions\":%llu,\"sessions_tls\":%llu,\"sessions_resumed\":%llu,\"connect_failures\":%llu,"
+		       "\"seconds\":%.3f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,"
 		       "\"cpu_s\":%.3f,\"cpu_s_per_msg\":%.9f,"
 		       "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}}\n",
-		       b.messages, b.delivered, b.deferred, b.rejected, b.rcpt_ok, b.rcpt_failed, body_len,
-		       b.connections, secs, rate, mbps, cpu, cpu_per, p50, p90, p99, pmax);
+		       messages, total.delivered, total.deferred, total.rejected, total.rcpt_ok,
+		       total.rcpt_failed, job.body_len, connections, threads,
+		       st->sessions_ready, st->sessions_tls, st->sessions_resumed, st->connect_failures,
+		       secs, rate, mbps, cpu, cpu_per, p50, p90, p99, pmax);
 	} else {
-		printf("messages    %llu of %zu bytes over %u sessions\n", b.messages, body_len, b.connections);
-		printf("delivered   %llu   deferred %llu   rejected %llu\n", b.delivered, b.deferred, b.rejected);
+		printf("messages    %llu of %zu bytes over %u sessions, %u thread%s\n", messages,
+		       job.body_len, connections, threads, threads == 1 ? "" : "s");
+		printf("delivered   %llu   deferred %llu   rejected %llu\n", total.delivered,
+		       total.deferred, total.rejected);
 		printf("time        %.3f s   %.1f msgs/s   %.2f MB/s\n", secs, rate, mbps);
 		printf("latency ms  p50 %.3f   p90 %.3f   p99 %.3f   max %.3f\n", p50, p90, p99, pmax);
 		printf("client CPU  %.3f s   %.2f us/msg\n", cpu, cpu_per * 1e6);
+		printf("sessions    %llu ready (%llu over TLS, %llu resumed)   %llu failed to connect\n",
+		       st->sessions_ready, st->sessions_tls, st->sessions_resumed, st->connect_failures);
 	}
-	if (b.first_failure[0])
-		fprintf(stderr, "volley bench: first failure: %s\n", b.first_failure);
-	rc = b.delivered == b.messages ? 0 : 2;
+	if (total.first_failure[0])
+		fprintf(stderr, "volley bench: first failure: %s\n", total.first_failure);
+	rc = total.delivered == messages && !setup_failed ? 0 : 2;
 out:
 	explicit_bzero(secret, sizeof secret);
-	pool_free(pool);
-	loop_free(loop);
 	tls_ctx_free(tls);
 	free(body);
 	if (rcpt_names)
-		for (unsigned i = 0; i < b.recipients; i++)
+		for (unsigned i = 0; i < recipients; i++)
 			free(rcpt_names[i]);
 	free(rcpt_names);
-	free(b.msgs);
-	free(b.latency_us);
+	free(msgs);
+	free(latency_us);
+	free(workers);
 	return rc;
 }

@@ -15,11 +15,14 @@
  * queued while an op is in flight can only hit that incarnation of the op,
  * never one restarted later from its callback.
  *
- * Ring setup: SINGLE_ISSUER and COOP_TASKRUN save IPIs and locking when one
- * thread owns the ring, which is how the engine uses it (one loop per worker
- * thread). With SINGLE_ISSUER the kernel binds the ring to the thread that
- * created it, so a loop must be created on the thread that runs it. Older
- * kernels reject the flags with EINVAL and we fall back to a plain ring.
+ * Ring setup: SINGLE_ISSUER with DEFER_TASKRUN (Linux 6.1) runs completion
+ * work only when this thread enters the kernel to wait, and wakes it only
+ * once as many completions as it asked for are ready; that is what makes
+ * batched waits (loop_set_batching) save wakeups. Older kernels reject the
+ * flags with EINVAL and we fall back to COOP_TASKRUN, then to a plain ring.
+ * With SINGLE_ISSUER the kernel binds the ring to the thread that created
+ * it, so a loop must be created on the thread that runs it (one loop per
+ * worker thread).
  *
  * Timer heap memory: the heap starts with TIMER_HEAP_INIT slots, allocated
  * by loop_new, and doubles when full. loop_timer_start returns void (the API
@@ -45,6 +48,8 @@ struct loop {
 	uint64_t now_ms;
 	unsigned inflight;
 	int firing_timers;       /* inside the timer phase of loop_run_once */
+	unsigned batch_us;       /* see loop_set_batching; 0: off */
+	unsigned last_ran;       /* completions reaped by the last iteration */
 	struct loop_timer **heap; /* 1-based; heap[0] unused */
 	unsigned heap_len;       /* armed timers */
 	unsigned heap_cap;       /* usable slots, excluding heap[0] */
@@ -67,6 +72,12 @@ static int ring_init(struct io_uring *ring, unsigned entries)
 	struct io_uring_params p;
 	int ret;
 
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		  IORING_SETUP_TASKRUN_FLAG;
+	ret = io_uring_queue_init_params(entries, ring, &p);
+	if (ret != -EINVAL)
+		return ret;
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
 		  IORING_SETUP_TASKRUN_FLAG;
@@ -113,6 +124,11 @@ void loop_free(struct loop *l)
 	io_uring_queue_exit(&l->ring);
 	free(l->heap);
 	free(l);
+}
+
+void loop_set_batching(struct loop *l, unsigned usec)
+{
+	l->batch_us = usec;
 }
 
 uint64_t loop_now_ms(const struct loop *l)
@@ -440,6 +456,20 @@ int loop_run_once(struct loop *l, int max_wait_ms)
 
 	if (wait_ms == 0 || io_uring_cq_ready(&l->ring)) {
 		ret = io_uring_submit(&l->ring);
+	} else if (l->batch_us && l->last_ran >= 2) {
+		/* Busy: ask for as many completions as last time, for a
+		 * short while, instead of waking for each one. */
+		unsigned nr = l->last_ran < l->inflight ? l->last_ran : l->inflight;
+		uint64_t us = l->batch_us;
+		if (wait_ms != UINT64_MAX && wait_ms * 1000 < us)
+			us = wait_ms * 1000;
+		struct __kernel_timespec ts = {
+			.tv_sec = (long long)(us / 1000000),
+			.tv_nsec = (long long)(us % 1000000) * 1000,
+		};
+		struct io_uring_cqe *cqe;
+
+		ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, nr ? nr : 1, &ts, NULL);
 	} else if (wait_ms == UINT64_MAX) {
 		ret = io_uring_submit_and_wait(&l->ring, 1);
 	} else {
@@ -459,6 +489,7 @@ int loop_run_once(struct loop *l, int max_wait_ms)
 
 	l->now_ms = mono_ms();
 	ran = drain_cqes(l);
+	l->last_ran = (unsigned)ran;
 	ran += fire_timers(l);
 	return ran;
 }

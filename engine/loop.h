@@ -37,6 +37,13 @@ struct loop_timer {
 struct loop *loop_new(unsigned entries);
 void loop_free(struct loop *l);
 
+/* Completion batching, for throughput work: after an iteration that ran two
+ * or more completions, the next one waits until as many are ready again, or
+ * usec microseconds have passed, or a timer is due, whichever comes first.
+ * Fewer wakeups per message under load, at most usec of added latency; 0
+ * (the default) wakes for every completion. */
+void loop_set_batching(struct loop *l, unsigned usec);
+
 /* Monotonic milliseconds, read once per loop iteration (cheap). */
 uint64_t loop_now_ms(const struct loop *l);
 

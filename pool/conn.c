@@ -17,6 +17,7 @@
 
 #define CONN_TLS_RBUF 16384
 #define CONN_IOV 16
+#define CONN_TLS_GATHER 16384     /* one full TLS record of plaintext */
 
 enum timer_kind { TIMER_NONE, TIMER_CONNECT, TIMER_REPLY, TIMER_TLS, TIMER_IDLE };
 
@@ -206,34 +207,35 @@ static void flush(struct conn *c)
 		return;
 	}
 	if (c->tls_up) {
-		/* Encrypt as much plaintext as the TLS output buffer takes. */
+		/* Encrypt as much plaintext as the TLS output buffer takes,
+		 * gathered first so that commands, body runs and stuffing dots
+		 * share records instead of costing one record each. The gather
+		 * buffer is the thread's: it is empty again when flush returns. */
+		static __thread char gather[CONN_TLS_GATHER];
 		for (;;) {
 			int n = smtp_session_output(c->s, c->iov, CONN_IOV);
 			if (n <= 0)
 				break;
-			size_t taken = 0;
-			int full = 0;
-			for (int i = 0; i < n && !full; i++) {
-				const char *p = c->iov[i].iov_base;
-				size_t left = c->iov[i].iov_len;
-				while (left) {
-					ssize_t w = tls_conn_write(c->tls, p, left);
-					if (w == TLS_AGAIN) {
-						full = 1;
-						break;
-					}
-					if (w < 0) {
-						smtp_session_output_consumed(c->s, taken);
-						fail(c, "TLS: %s", tls_conn_errstr(c->tls));
-						return;
-					}
-					p += w;
-					left -= (size_t)w;
-					taken += (size_t)w;
-				}
+			size_t used = 0;
+			for (int i = 0; i < n && used < sizeof gather; i++) {
+				size_t k = c->iov[i].iov_len;
+				if (k > sizeof gather - used)
+					k = sizeof gather - used;
+				memcpy(gather + used, c->iov[i].iov_base, k);
+				used += k;
 			}
-			smtp_session_output_consumed(c->s, taken);
-			if (full || taken == 0)
+			ssize_t w = tls_conn_write(c->tls, gather, used);
+			if (w == TLS_AGAIN) {
+				smtp_session_output_consumed(c->s, 0);
+				break;
+			}
+			if (w < 0) {
+				smtp_session_output_consumed(c->s, 0);
+				fail(c, "TLS: %s", tls_conn_errstr(c->tls));
+				return;
+			}
+			smtp_session_output_consumed(c->s, (size_t)w);
+			if ((size_t)w < used)
 				break;
 		}
 	}

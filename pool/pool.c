@@ -40,6 +40,7 @@ struct pool_dest {
 	struct loop_timer retry_timer;
 	enum smtp_phase last_phase;
 	struct smtp_reply last_reply;     /* why the last connection failed */
+	struct pool_dest_stats stats;
 	struct pool_dest *next;
 };
 
@@ -161,6 +162,7 @@ static int note_connect_failure(struct pool_dest *d)
 {
 	uint64_t now = loop_now_ms(d->p->loop);
 	unsigned down_after = d->cfg.down_after ? d->cfg.down_after : 3;
+	d->stats.connect_failures++;
 	if (++d->fails >= down_after) {
 		d->down_until = now + (d->cfg.down_ms ? d->cfg.down_ms : 60000);
 		d->fails = 0;
@@ -181,6 +183,11 @@ static void on_conn_event(void *user, struct conn *c, enum conn_event ev)
 			pc->ready = 1;
 			d->nconnecting--;
 			d->fails = 0;
+			d->stats.sessions_ready++;
+			if (conn_tls_version(c)) {
+				d->stats.sessions_tls++;
+				d->stats.sessions_resumed += conn_tls_resumed(c) != 0;
+			}
 		}
 		feed(pc);
 		return;
@@ -231,6 +238,7 @@ static int open_conn(struct pool_dest *d)
 	d->conns = pc;
 	d->nconns++;
 	d->nconnecting++;
+	d->stats.sessions_opened++;
 	return 0;
 }
 
@@ -422,6 +430,11 @@ int pool_submit(struct pool_dest *d, struct smtp_msg *m)
 
 size_t pool_dest_queued(const struct pool_dest *d) { return d->q_len; }
 unsigned pool_dest_sessions(const struct pool_dest *d) { return d->nconns; }
+
+void pool_dest_get_stats(const struct pool_dest *d, struct pool_dest_stats *out)
+{
+	*out = d->stats;
+}
 
 int pool_dest_is_down(const struct pool_dest *d)
 {

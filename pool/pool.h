@@ -77,6 +77,16 @@ void pool_dest_set_caps(struct pool_dest *d, unsigned max_conns, unsigned max_ms
  * -EAGAIN when the queue is full (submit again after some msg_done). */
 int pool_submit(struct pool_dest *d, struct smtp_msg *m);
 
+/* What a destination has seen so far (for reports and benchmarks). */
+struct pool_dest_stats {
+	unsigned long long sessions_opened;   /* connections started */
+	unsigned long long sessions_ready;    /* reached the point of taking mail */
+	unsigned long long sessions_tls;      /* of those, over TLS */
+	unsigned long long sessions_resumed;  /* of those, with a resumed TLS session */
+	unsigned long long connect_failures;  /* never got ready */
+};
+void pool_dest_get_stats(const struct pool_dest *d, struct pool_dest_stats *out);
+
 /* Messages queued and not yet handed to a session; sessions open. */
 size_t pool_dest_queued(const struct pool_dest *d);
 unsigned pool_dest_sessions(const struct pool_dest *d);

@@ -446,49 +446,27 @@ ssize_t smtp_fmt_bdat(char *out, size_t cap, uint64_t n, int last)
 
 /* ---- DATA ---- */
 
-void smtp_dot_init(struct smtp_dot *d)
+size_t smtp_dot_next(const char *body, size_t len, size_t from)
 {
-	d->at_line_start = 1;
-	d->last_cr = 0;
-	d->last_lf = 0;
-	d->empty = 1;
-}
-
-/* Any LF starts a line here, not only one after CR: should a bare LF slip
- * through, a server that takes it as a line end still never sees a lone
- * "." line inside the body. last_lf is set only for a full CRLF, since
- * only that may be followed directly by the final ".\r\n". */
-size_t smtp_dot_stuff(struct smtp_dot *d, const char *in, size_t len,
-		      char *out, size_t cap, size_t *consumed)
-{
-	size_t i = 0, o = 0;
-
-	for (; i < len; i++) {
-		char c = in[i];
-		int stuff = d->at_line_start && c == '.';
-		if (cap - o < (size_t)(stuff ? 2 : 1))
+	if (from >= len)
+		return len;
+	if (body[from] == '.' && (from == 0 || body[from - 1] == '\n'))
+		return from;
+	const char *p = body + from, *end = body + len;
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (++p == end)
 			break;
-		if (stuff)
-			out[o++] = '.';
-		out[o++] = c;
-		d->last_lf = c == '\n' && d->last_cr;
-		d->last_cr = c == '\r';
-		d->at_line_start = c == '\n';
-		d->empty = 0;
+		if (*p == '.')
+			return (size_t)(p - body);
 	}
-	*consumed = i;
-	return o;
+	return len;
 }
 
-ssize_t smtp_dot_finish(struct smtp_dot *d, char *out, size_t cap)
+const char *smtp_dot_terminator(const char *body, size_t len, size_t *n)
 {
-	const char *end = d->empty || d->last_lf ? ".\r\n" : "\r\n.\r\n";
-	size_t n = strlen(end);
-
-	if (cap < n)
-		return SMTP_CMD_ETOOBIG;
-	memcpy(out, end, n);
-	return (ssize_t)n;
+	int crlf_end = len == 0 || (len >= 2 && body[len - 2] == '\r' && body[len - 1] == '\n');
+	*n = crlf_end ? 3 : 5;
+	return crlf_end ? ".\r\n" : "\r\n.\r\n";
 }
 
 void smtp_msg_inspect(const char *msg, size_t len, struct smtp_msg_info *info)

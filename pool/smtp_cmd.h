@@ -66,28 +66,21 @@ ssize_t smtp_fmt_raw(char *out, size_t cap, const char *line);
 /* "BDAT n\r\n" or "BDAT n LAST\r\n". */
 ssize_t smtp_fmt_bdat(char *out, size_t cap, uint64_t n, int last);
 
-/* Dot-stuffing for DATA (RFC 5321 4.5.2), streaming: a '.' at the start of a
- * line is doubled. The input must already use CRLF line ends (see
- * smtp_msg_inspect); state carries across calls, so the body may arrive in
- * pieces split anywhere. */
-struct smtp_dot {
-	int at_line_start;   /* set by smtp_dot_init */
-	int last_cr;         /* previous byte was CR */
-	int last_lf;         /* previous byte was LF (body ends in CRLF) */
-	int empty;           /* nothing seen yet */
-};
-void smtp_dot_init(struct smtp_dot *d);
+/* Dot-stuffing for DATA (RFC 5321 4.5.2) without copying the body: a '.'
+ * that starts a line is sent twice, so the body goes out as runs of its own
+ * bytes with one extra "." before each such dot. The body must already use
+ * CRLF line ends (see smtp_msg_inspect).
+ *
+ * smtp_dot_next returns the offset of the first '.' at or after `from` that
+ * starts a line (offset 0, or just after a LF), or len when there is none.
+ * Any LF starts a line, not only one after CR: should a bare LF slip
+ * through, a server that takes it as a line end still never sees a lone "."
+ * line inside the body. */
+size_t smtp_dot_next(const char *body, size_t len, size_t from);
 
-/* Stuffs in[0..len) into out. Returns the number of bytes written and sets
- * *consumed to the input bytes used; it stops early when out is full (at
- * most 2 bytes of output per byte of input). */
-size_t smtp_dot_stuff(struct smtp_dot *d, const char *in, size_t len,
-		      char *out, size_t cap, size_t *consumed);
-
-/* Writes the end of data: ".\r\n" when the body was empty or ended with
- * CRLF, "\r\n.\r\n" otherwise. Returns bytes written, or SMTP_CMD_ETOOBIG
- * (out needs at most 5 bytes). */
-ssize_t smtp_dot_finish(struct smtp_dot *d, char *out, size_t cap);
+/* The end of data for this body: ".\r\n" when it is empty or ends with CRLF,
+ * "\r\n.\r\n" otherwise. Returns the terminator and sets *n to its length. */
+const char *smtp_dot_terminator(const char *body, size_t len, size_t *n);
 
 /* What a message needs from the server, found by one pass over it. */
 struct smtp_msg_info {

@@ -20,7 +20,6 @@
 #define SESSION_IN_START   4096
 #define SESSION_IN_MAX     (256 * 1024)  /* a reply of 128 lines of 2 KiB */
 #define SESSION_CMD_CAP    8192          /* command bytes queued, unsent */
-#define SESSION_SCRATCH    16384         /* dot-stuffed body, per write */
 #define SESSION_SEGS       64
 #define SESSION_PENDING    64
 #define SESSION_RAW_MAX    16
@@ -55,10 +54,11 @@ enum seg_kind { SEG_CMD, SEG_RAW, SEG_DOT };
 struct segment {
 	unsigned char kind;
 	unsigned char secret;    /* AUTH bytes: wiped once sent */
+	unsigned char dot_sent;  /* DOT: the extra "." before ptr[off] is sent */
 	size_t len;              /* CMD: bytes in cmdbuf; RAW/DOT: body length */
-	size_t off;              /* RAW/DOT: body bytes done (DOT: stuffed into scratch) */
+	size_t off;              /* RAW/DOT: body bytes sent */
+	size_t next_dot;         /* DOT: first line-start '.' at or after off (or len) */
 	const char *ptr;
-	struct smtp_dot dot;
 };
 
 /* How far a transaction's commands have been queued. */
@@ -115,8 +115,6 @@ struct smtp_session {
 	size_t cmd_r, cmd_w;
 	struct segment seg[SESSION_SEGS];
 	unsigned seg_head, seg_n;
-	char *scratch;            /* dot-stuffed body bytes being sent */
-	size_t scratch_len, scratch_sent, scratch_in;
 	int lent;                 /* output() handed out memory not yet consumed */
 
 	/* the hello phase: one staged line at a time */
@@ -545,27 +543,15 @@ static int txn_fill(struct smtp_session *s, struct txn *t)
 			t->emit = EMIT_DONE;
 			return 1;
 		case EMIT_BODY: {
-			if (!s->scratch) {
-				s->scratch = malloc(SESSION_SCRATCH);
-				if (!s->scratch) {
-					session_fail_local(s, SMTP_PHASE_BODY, 451, "4.3.0", "out of memory");
-					return 0;
-				}
-			}
 			if (cmd_free(s) < 8)
 				return 0;
 			struct segment *g = seg_push(s);
 			g->kind = SEG_DOT;
 			g->ptr = t->msg->body;
 			g->len = t->msg->body_len;
-			smtp_dot_init(&g->dot);
-			char end[8];
-			/* The terminator depends only on how the body ends. */
-			int crlf_end = t->msg->body_len == 0 ||
-				(t->msg->body_len >= 2 && t->msg->body[t->msg->body_len - 2] == '\r' &&
-				 t->msg->body[t->msg->body_len - 1] == '\n');
-			size_t endlen = crlf_end ? 3 : 5;
-			memcpy(end, crlf_end ? ".\r\n" : "\r\n.\r\n", endlen);
+			g->next_dot = smtp_dot_next(g->ptr, g->len, 0);
+			size_t endlen;
+			const char *end = smtp_dot_terminator(g->ptr, g->len, &endlen);
 			emit_bytes(s, end, endlen, 0);
 			char note[64];
 			int k = snprintf(note, sizeof note, "[%zu bytes of message data]", t->msg->body_len);
@@ -658,12 +644,22 @@ static void fill(struct smtp_session *s)
 	}
 }
 
+/* A DOT segment goes out as runs of body bytes with one extra "." before
+ * each line-start dot. dot_run() gives the run that starts at off: where it
+ * stops (the next line-start dot after off, or the end). */
+static size_t dot_run_end(const struct segment *g, size_t off)
+{
+	return off == g->next_dot ? smtp_dot_next(g->ptr, g->len, off + 1) : g->next_dot;
+}
+
+static const char stuffing_dot = '.';
+
 int smtp_session_output(struct smtp_session *s, struct iovec *iov, int max)
 {
 	if (s->lent || max <= 0)
 		return 0;
 	fill(s);
-	int n = 0, prev_cmd = 0, used_scratch = 0;
+	int n = 0, prev_cmd = 0;
 	size_t cmd_off = s->cmd_r;
 	for (unsigned i = 0; i < s->seg_n && n < max; i++) {
 		struct segment *g = &s->seg[(s->seg_head + i) % SESSION_SEGS];
@@ -682,23 +678,25 @@ int smtp_session_output(struct smtp_session *s, struct iovec *iov, int max)
 			iov[n].iov_len = g->len - g->off;
 			n++;
 		} else {
-			if (used_scratch)
-				break;   /* one scratch: one dot-stuffed body per call */
-			used_scratch = 1;
-			if (s->scratch_sent == s->scratch_len) {
-				size_t used = 0;
-				s->scratch_len = smtp_dot_stuff(&g->dot, g->ptr + g->off, g->len - g->off,
-								s->scratch, SESSION_SCRATCH, &used);
-				s->scratch_sent = 0;
-				s->scratch_in = used;
+			/* Walk a copy of the cursor; output_consumed moves the real one. */
+			struct segment c = *g;
+			while (c.off < c.len && n < max) {
+				if (c.off == c.next_dot && !c.dot_sent) {
+					iov[n].iov_base = (void *)&stuffing_dot;
+					iov[n].iov_len = 1;
+					n++;
+					c.dot_sent = 1;
+					continue;
+				}
+				size_t stop = dot_run_end(&c, c.off);
+				iov[n].iov_base = (void *)(c.ptr + c.off);
+				iov[n].iov_len = stop - c.off;
+				n++;
+				c.off = c.next_dot = stop;
+				c.dot_sent = 0;
 			}
-			iov[n].iov_base = s->scratch + s->scratch_sent;
-			iov[n].iov_len = s->scratch_len - s->scratch_sent;
-			n++;
-			/* The scratch holds one piece of one body: stop here
-			 * unless the whole body is in it. */
-			if (g->off + s->scratch_in < g->len)
-				break;
+			if (c.off < c.len)
+				break;   /* out of iovecs: what follows waits */
 		}
 		prev_cmd = is_cmd;
 	}
@@ -707,10 +705,34 @@ int smtp_session_output(struct smtp_session *s, struct iovec *iov, int max)
 	return n;
 }
 
+/* Moves a DOT segment's cursor over n sent bytes; returns those left. */
+static size_t dot_consume(struct segment *g, size_t n)
+{
+	while (g->off < g->len) {
+		if (g->off == g->next_dot && !g->dot_sent) {
+			if (!n)
+				break;
+			n--;
+			g->dot_sent = 1;
+		}
+		size_t stop = dot_run_end(g, g->off);
+		size_t k = n < stop - g->off ? n : stop - g->off;
+		if (!k)
+			break;
+		if (g->off == g->next_dot) {   /* moving past the stuffed dot */
+			g->next_dot = stop;
+			g->dot_sent = 0;
+		}
+		g->off += k;
+		n -= k;
+	}
+	return n;
+}
+
 void smtp_session_output_consumed(struct smtp_session *s, size_t n)
 {
 	s->lent = 0;
-	while (s->seg_n && (n > 0 || s->seg[s->seg_head].len == 0)) {
+	while (s->seg_n && (n > 0 || s->seg[s->seg_head].len == s->seg[s->seg_head].off)) {
 		struct segment *g = &s->seg[s->seg_head];
 		if (g->kind == SEG_CMD) {
 			size_t k = n < g->len ? n : g->len;
@@ -728,17 +750,9 @@ void smtp_session_output_consumed(struct smtp_session *s, size_t n)
 			if (g->off < g->len)
 				break;
 		} else {
-			size_t left = s->scratch_len - s->scratch_sent;
-			size_t k = n < left ? n : left;
-			s->scratch_sent += k;
-			n -= k;
-			if (s->scratch_sent < s->scratch_len)
-				break;
-			g->off += s->scratch_in;
-			s->scratch_in = 0;
-			s->scratch_len = s->scratch_sent = 0;
+			n = dot_consume(g, n);
 			if (g->off < g->len)
-				continue;   /* more body to stuff; n is 0 here or the next piece is unsent */
+				break;
 		}
 		s->seg_head = (s->seg_head + 1) % SESSION_SEGS;
 		s->seg_n--;
@@ -800,8 +814,9 @@ static void become_ready(struct smtp_session *s)
 		s->max_txn = cap;
 	s->state = SMTP_SESSION_READY;
 	char note[96];
-	int k = snprintf(note, sizeof note, "ready: %s%s%s", s->secure ? "tls " : "",
-			 s->pipelining ? "pipelining " : "", s->chunking ? "chunking" : "");
+	int k = snprintf(note, sizeof note, "ready: tls=%s pipelining=%s chunking=%s",
+			 s->secure ? "yes" : "no", s->pipelining ? "yes" : "no",
+			 s->chunking ? "yes" : "no");
 	trace(s, '*', note, (size_t)k);
 }
 
@@ -1202,7 +1217,6 @@ void smtp_session_free(struct smtp_session *s)
 	explicit_bzero(s->staged, sizeof s->staged);
 	sasl_client_wipe(&s->sasl);
 	free(s->in);
-	free(s->scratch);
 	free(s->txn);
 	free(s);
 }

@@ -324,7 +324,7 @@ static void test_split_points(void)
 	free(h);
 }
 
-/* A body larger than the dot-stuffing scratch, sent in pieces of every
+/* A long body with a line-start dot on every line (many stuffed runs), sent in pieces of every
  * awkward size: what arrives, un-stuffed, must be the body. */
 static void test_large_body(void)
 {

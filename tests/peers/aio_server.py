@@ -1,13 +1,22 @@
 #!/usr/bin/python3
 """An aiosmtpd server for volley's integration tests (run with Debian's python3).
 
-    aio_server.py --dir DIR [--port 0] [--cert C --key K | --no-tls]
-                  [--password-file F] [--user alice@volley.test]
-                  [--auth-plaintext-ok] [--lifetime S]
+    aio_server.py --dir DIR [--port 0 | --unix PATH] [--cert C --key K | --no-tls]
+                  [--implicit-tls] [--lmtp] [--password-file F]
+                  [--user alice@volley.test] [--auth-plaintext-ok] [--lifetime S]
 
-Listens on 127.0.0.1 (port 0 = any free port) and writes the port it got to
-DIR/port. Offers STARTTLS (unless --no-tls), AUTH PLAIN and LOGIN only after TLS
-(unless --auth-plaintext-ok), SIZE, 8BITMIME, SMTPUTF8; never PIPELINING.
+Listens on 127.0.0.1 (port 0 = any free port) or on a Unix socket, and writes
+"PORT PID" to DIR/port (PORT is 0 for a Unix socket). Offers STARTTLS (unless
+--no-tls), AUTH PLAIN and LOGIN only after TLS (unless --auth-plaintext-ok),
+SIZE, 8BITMIME, SMTPUTF8; never PIPELINING.
+
+--implicit-tls: TLS from the first byte (port 465 style); no STARTTLS, and AUTH
+is offered since the connection is already encrypted.
+--lmtp: speaks LMTP (RFC 2033): LHLO instead of EHLO, and one reply per
+accepted recipient after the message:
+  RCPT TO    full*       -> after DATA: 452 4.2.2 Mailbox full
+             gone*       -> after DATA: 550 5.2.1 Mailbox disabled
+             anything else (accepted at RCPT) -> after DATA: 250 2.0.0 Delivered
 
 Replies by local part:
   MAIL FROM  badsender*  -> 553 5.1.8 Sender refused
@@ -34,6 +43,7 @@ import ssl
 import sys
 import time
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 STATE = {'violations': 0, 'messages': 0, 'sessions': 0}
@@ -84,16 +94,22 @@ class Handler:
         for line in head.split('\r\n'):
             if line.lower().replace(' ', '') == 'x-test-reject:yes':
                 return '554 5.6.0 Content refused'
+        replies = None
+        delivered = list(envelope.rcpt_tos)
+        if ARGS.lmtp:
+            replies, delivered = lmtp_replies(envelope.rcpt_tos)
+            if not delivered:
+                return '\r\n'.join(replies)
         STATE['messages'] += 1
         n = STATE['messages']
         rec = {
             'id': 'msg-%06d' % n,
             'mail_from': envelope.mail_from,
             'mail_options': envelope.mail_options,
-            'rcpt_to': list(envelope.rcpt_tos),
+            'rcpt_to': delivered,
             'data': text,
             'size': len(data),
-            'tls': session.ssl is not None,
+            'tls': session.ssl is not None or ARGS.implicit_tls,
             'auth_user': session.auth_data.decode() if isinstance(session.auth_data, bytes)
                          else session.auth_data,
             'session': getattr(server, 'sid', None),
@@ -101,7 +117,25 @@ class Handler:
         }
         _write_atomic(os.path.join(ARGS.dir, 'messages', rec['id'] + '.json'),
                       json.dumps(rec, indent=1))
+        if replies is not None:
+            return '\r\n'.join(replies)
         return '250 2.0.0 Queued as %s' % rec['id']
+
+
+def lmtp_replies(rcpts):
+    """LMTP's answer after the message: one reply per accepted recipient, in
+    RCPT order, and the recipients that were delivered."""
+    replies, delivered = [], []
+    for addr in rcpts:
+        lp = _local(addr)
+        if lp.startswith('full'):
+            replies.append('452 4.2.2 Mailbox full <%s>' % addr)
+        elif lp.startswith('gone'):
+            replies.append('550 5.2.1 Mailbox disabled <%s>' % addr)
+        else:
+            replies.append('250 2.0.0 Delivered to <%s>' % addr)
+            delivered.append(addr)
+    return replies, delivered
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):
@@ -116,8 +150,8 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
 
 
-class CheckingSMTP(SMTP):
-    """aiosmtpd's SMTP plus a check of the client's synchronisation: when a reply
+class Checking:
+    """Mixed into aiosmtpd's SMTP or LMTP: a check of the client's synchronisation: when a reply
     is about to be sent and the client has already sent bytes we have not
     answered yet, the client pipelined without PIPELINING being offered."""
 
@@ -128,7 +162,7 @@ class CheckingSMTP(SMTP):
             STATE['sessions'] += 1
             self.sid = STATE['sessions']
             self.rec = {'session': self.sid, 'commands': [], 'violations': [],
-                        'tls': False, 'auth': None, 'start': time.time()}
+                        'tls': ARGS.implicit_tls, 'auth': None, 'start': time.time()}
             self._last_violation = None
             reader = self._reader
             orig = reader.readuntil
@@ -177,6 +211,14 @@ class CheckingSMTP(SMTP):
         super().connection_lost(error)
 
 
+class CheckingSMTP(Checking, SMTP):
+    pass
+
+
+class CheckingLMTP(Checking, LMTP):
+    pass
+
+
 async def main():
     tls = None
     if not ARGS.no_tls:
@@ -184,20 +226,31 @@ async def main():
         tls.load_cert_chain(ARGS.cert, ARGS.key)
     handler = Handler()
     loop = asyncio.get_running_loop()
+    protocol = CheckingLMTP if ARGS.lmtp else CheckingSMTP
+    # With implicit TLS the listener does the TLS; aiosmtpd then must not offer
+    # STARTTLS, and AUTH needs no further TLS.
+    starttls = None if ARGS.implicit_tls else tls
+    auth_require_tls = not (ARGS.auth_plaintext_ok or ARGS.implicit_tls)
 
     def factory():
-        return CheckingSMTP(
-            handler, hostname='aiosmtpd.volley.test', tls_context=tls,
+        return protocol(
+            handler, hostname='aiosmtpd.volley.test', tls_context=starttls,
             require_starttls=False, authenticator=authenticator,
-            auth_require_tls=not ARGS.auth_plaintext_ok, auth_required=False,
+            auth_require_tls=auth_require_tls, auth_required=False,
             enable_SMTPUTF8=True, decode_data=False, data_size_limit=ARGS.size_limit,
             timeout=ARGS.idle_timeout, loop=loop)
 
-    server = await loop.create_server(factory, host='127.0.0.1', port=ARGS.port,
-                                      reuse_address=True)
-    port = server.sockets[0].getsockname()[1]
+    listen_tls = tls if ARGS.implicit_tls else None
+    if ARGS.unix:
+        server = await loop.create_unix_server(factory, path=ARGS.unix, ssl=listen_tls)
+        port = 0
+    else:
+        server = await loop.create_server(factory, host='127.0.0.1', port=ARGS.port,
+                                          reuse_address=True, ssl=listen_tls)
+        port = server.sockets[0].getsockname()[1]
     _write_atomic(os.path.join(ARGS.dir, 'port'), '%d %d\n' % (port, os.getpid()))
-    print('aio_server listening on 127.0.0.1:%d pid %d' % (port, os.getpid()), flush=True)
+    print('aio_server listening on %s pid %d' % (
+        ARGS.unix or '127.0.0.1:%d' % port, os.getpid()), flush=True)
     try:
         await asyncio.sleep(ARGS.lifetime)
         print('aio_server: lifetime over, exiting', flush=True)
@@ -210,6 +263,9 @@ if __name__ == '__main__':
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--dir', required=True)
     ap.add_argument('--port', type=int, default=0)
+    ap.add_argument('--unix', metavar='PATH', help='listen on this Unix socket instead')
+    ap.add_argument('--implicit-tls', action='store_true')
+    ap.add_argument('--lmtp', action='store_true')
     ap.add_argument('--cert')
     ap.add_argument('--key')
     ap.add_argument('--no-tls', action='store_true')
@@ -223,6 +279,8 @@ if __name__ == '__main__':
     ARGS = ap.parse_args()
     if not ARGS.no_tls and not (ARGS.cert and ARGS.key):
         ap.error('--cert and --key are needed unless --no-tls')
+    if ARGS.implicit_tls and ARGS.no_tls:
+        ap.error('--implicit-tls needs --cert and --key')
     PASSWORD = None
     if ARGS.password_file:
         with open(ARGS.password_file) as f:

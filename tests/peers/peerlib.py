@@ -235,11 +235,15 @@ class Peer:
                 last = e
                 continue
             self.pid = self.proc.pid
-            if self.port and wait_port(self.port, self.pid):
+            if self.port is not None and self._ready():
                 return self
             last = RuntimeError('%s did not come up (see %s)' % (self.name, self.log))
             self.stop()
         raise last
+
+    def _ready(self):
+        """True once the peer serves (by default: it greets on its port)."""
+        return bool(self.port) and wait_port(self.port, self.pid)
 
     def stop(self):
         if self.pid is not None:
