@@ -213,7 +213,7 @@ static void on_event(void *user, struct conn *c, enum conn_event ev)
 		if (!conn_connected(c))
 			ph = SMTP_PHASE_CONNECT;
 		if (conn_tls_failed(c))
-			ph = SMTP_PHASE_STARTTLS;   /* implicit TLS fails before any phase */
+			ph = conn_tls_phase(c);
 		if (smtp_session_greeting(s)->code)
 			print_session(p, c);
 		fprintf(stderr, "volley probe: %s failed: %s\n", smtp_phase_name(ph),
@@ -225,7 +225,8 @@ static void on_event(void *user, struct conn *c, enum conn_event ev)
 		switch (ph) {
 		case SMTP_PHASE_CONNECT:
 		case SMTP_PHASE_GREETING: set_exit(p, EXIT_CONNECT); break;
-		case SMTP_PHASE_STARTTLS: set_exit(p, EXIT_TLS); break;
+		case SMTP_PHASE_STARTTLS:
+		case SMTP_PHASE_TLS:      set_exit(p, EXIT_TLS); break;
 		case SMTP_PHASE_AUTH:     set_exit(p, EXIT_AUTH); break;
 		default:                  set_exit(p, EXIT_PROTOCOL); break;
 		}

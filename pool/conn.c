@@ -166,7 +166,7 @@ static void rearm(struct conn *c)
 		return;
 	}
 	if (c->tls && !c->tls_up) {
-		arm(c, TIMER_TLS, c->cfg.session.timeouts.ms[SMTP_PHASE_STARTTLS]);
+		arm(c, TIMER_TLS, c->cfg.session.timeouts.ms[conn_tls_phase(c)]);
 		return;
 	}
 	uint32_t ms = smtp_session_timeout(c->s);
@@ -557,5 +557,9 @@ const char *conn_tls_version(const struct conn *c) { return c->tls && c->tls_up 
 const char *conn_tls_cipher(const struct conn *c) { return c->tls && c->tls_up ? tls_conn_cipher(c->tls) : NULL; }
 int conn_tls_resumed(const struct conn *c) { return c->tls && c->tls_up ? tls_conn_resumed(c->tls) : 0; }
 int conn_tls_failed(const struct conn *c) { return c->tls_failed; }
+enum smtp_phase conn_tls_phase(const struct conn *c)
+{
+	return c->cfg.session.tls == SMTP_TLS_IMPLICIT ? SMTP_PHASE_TLS : SMTP_PHASE_STARTTLS;
+}
 int conn_connected(const struct conn *c) { return c->connected; }
 const char *conn_error(const struct conn *c) { return c->err[0] ? c->err : NULL; }

@@ -59,8 +59,11 @@ void conn_abort(struct conn *c, const char *why);
 const char *conn_tls_version(const struct conn *c);
 const char *conn_tls_cipher(const struct conn *c);
 int conn_tls_resumed(const struct conn *c);
-/* Whether the connection ended because TLS failed (handshake, certificate). */
+/* Whether the connection ended because TLS failed (handshake, certificate),
+ * and the phase that failed: SMTP_PHASE_TLS for implicit TLS, else
+ * SMTP_PHASE_STARTTLS. */
 int conn_tls_failed(const struct conn *c);
+enum smtp_phase conn_tls_phase(const struct conn *c);
 /* Whether the TCP connection was ever established. */
 int conn_connected(const struct conn *c);
 /* Why the connection itself failed (connect, TLS), or NULL. */

@@ -197,7 +197,11 @@ static void on_conn_event(void *user, struct conn *c, enum conn_event ev)
 	if (never_ready) {
 		const struct smtp_reply *r = NULL;
 		struct smtp_session *s = conn_session(c);
-		if (smtp_session_state(s) == SMTP_SESSION_FAILED) {
+		if (conn_tls_failed(c)) {
+			d->last_phase = conn_tls_phase(c);
+			smtp_reply_synth(&d->last_reply, 421, "4.7.0",
+					 conn_error(c) ? conn_error(c) : "TLS failed");
+		} else if (smtp_session_state(s) == SMTP_SESSION_FAILED) {
 			d->last_phase = smtp_session_failure(s, &r);
 			d->last_reply = *r;
 		} else {

@@ -146,7 +146,7 @@ struct smtp_session {
 
 static const char *const phase_names[SMTP_PHASE_COUNT] = {
 	"connect", "greeting", "ehlo", "starttls", "auth", "mail", "rcpt",
-	"data", "body", "rset", "cmd", "quit",
+	"data", "body", "rset", "cmd", "quit", "tls",
 };
 
 const char *smtp_phase_name(enum smtp_phase p)
@@ -183,6 +183,7 @@ void smtp_session_timeouts_default(struct smtp_timeouts *t)
 	t->ms[SMTP_PHASE_DATA] = 120000;
 	t->ms[SMTP_PHASE_BODY] = 600000;
 	t->ms[SMTP_PHASE_STARTTLS] = 120000;
+	t->ms[SMTP_PHASE_TLS] = 120000;
 	t->ms[SMTP_PHASE_QUIT] = 30000;
 }
 

@@ -42,6 +42,7 @@ enum smtp_phase {
 	SMTP_PHASE_RSET,
 	SMTP_PHASE_CMD,        /* a raw command (VRFY, EXPN, HELP, NOOP, ...) */
 	SMTP_PHASE_QUIT,
+	SMTP_PHASE_TLS,        /* the handshake of implicit TLS, before the greeting */
 	SMTP_PHASE_COUNT
 };
 

@@ -6,6 +6,7 @@ the environment variable VOLLEY.
 """
 
 import base64
+import json
 import os
 import shlex
 import shutil
@@ -140,6 +141,25 @@ class Test:
                   time.monotonic() - t0)
         print('# ran: %s -> exit %s' % (' '.join(shlex.quote(a) for a in argv[1:]), rc), flush=True)
         return p
+
+    def bench(self, url, *args, timeout=PROBE_TIMEOUT):
+        """Runs volley bench with --json: returns (exit status, the JSON
+        object or None, the output for a failure message)."""
+        argv = [self.volley, 'bench', url, '--json'] + [str(a) for a in args]
+        try:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=timeout)
+            rc, out, err = r.returncode, r.stdout.decode('utf-8', 'replace'), \
+                r.stderr.decode('utf-8', 'replace')
+        except subprocess.TimeoutExpired:
+            rc, out, err = 'timeout', '', '[harness: killed after %ds]' % timeout
+        print('# ran: %s -> exit %s' % (' '.join(shlex.quote(a) for a in argv[1:]), rc), flush=True)
+        try:
+            result = json.loads(out)
+        except ValueError:
+            result = None
+        return rc, result, 'argv: %s\nexit: %s\n--- stdout\n%s--- stderr\n%s' % (
+            ' '.join(shlex.quote(a) for a in argv), rc, out, err[-3000:])
 
     # --- files ----------------------------------------------------------
     def password_file(self, password=PASSWORD, name='password'):

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peerlib  # noqa: E402
@@ -33,24 +34,37 @@ def available():
 class SmtpSink(peerlib.Peer):
     name = 'smtp-sink'
 
-    def __init__(self, workdir=None, faults=(), dump=False, backlog=1024,
+    def __init__(self, workdir=None, faults=(), dump=False, backlog=1024, unix=None,
                  lifetime=peerlib.DEFAULT_LIFETIME):
         super().__init__(workdir, lifetime)
+        self.unix = unix   # listen on this Unix socket instead of TCP
         self.faults = list(faults)
         self.dump = dump
         self.backlog = backlog
         self.dumpdir = os.path.join(self.dir, 'dump')
 
     def _launch(self):
-        port = peerlib.free_port()
+        port = 0 if self.unix else peerlib.free_port()
         argv = [SINK, '-u', 'nobody']
         if self.dump:
             os.makedirs(self.dumpdir, exist_ok=True)
             os.chmod(self.dir, 0o755)
             shutil.chown(self.dumpdir, 'nobody')
             argv += ['-d', os.path.join(self.dumpdir, '%H%M%S.')]
-        argv += self.faults + ['%s:%d' % (peerlib.HOST, port), str(self.backlog)]
+        where = 'unix:' + self.unix if self.unix else '%s:%d' % (peerlib.HOST, port)
+        argv += self.faults + [where, str(self.backlog)]
         return peerlib.spawn(peerlib.lifetime_wrap(argv, self.lifetime), self.log), port
+
+    def _ready(self):
+        if not self.unix:
+            return super()._ready()
+        # smtp-sink creates the socket once it listens.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and peerlib.pid_alive(self.pid):
+            if os.path.exists(self.unix):
+                return True
+            time.sleep(0.05)
+        return False
 
     def messages(self):
         """Parse smtp-sink's dump files: [{mail_from, rcpt_to, helo, data}]."""
