@@ -9,12 +9,14 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 /* How long a busy worker waits to gather completions (see loop_set_batching). */
 #define BENCH_BATCH_US 200
@@ -24,9 +26,12 @@ struct bench_msg {
 	uint64_t t_submit_us;
 };
 
-/* What every worker sends, the same for all (read-only once they run). */
+/* What every worker sends, the same for all (read-only once they run, but
+ * for the hold handshake). */
 struct bench_job {
 	struct pool_dest_config dc;
+	atomic_int release;       /* --hold: the main thread lets the sessions go */
+	unsigned hold;            /* --hold seconds; 0: none */
 	const char *from;
 	const char *const *rcpts;
 	unsigned nrcpt;
@@ -46,6 +51,9 @@ struct bench_worker {
 	struct bench_msg *msgs;
 	uint32_t *latency_us;     /* its slice of the run's array, one per message */
 	struct pool_dest_stats stats;
+	atomic_int holding;       /* --hold: its messages are done, sessions idle */
+	atomic_uint sessions_held;
+	atomic_int exited;
 	char first_failure[512];
 	char error[512];          /* setup failed: why */
 };
@@ -66,6 +74,9 @@ static const char bench_usage[] =
 "                          share of the sessions (default 1)\n"
 "  --recipients R          recipients per message (default 1)\n"
 "  --per-connection M      close a session after M messages (default: no cap)\n"
+"  --hold S                keep the sessions open and idle for S seconds after\n"
+"                          the last message, then report resident memory per\n"
+"                          held session\n"
 "  --from ADDR             envelope sender (default bench@volley.test)\n"
 "  --rcpt-domain DOMAIN    recipients are userN@DOMAIN (default dest.test)\n"
 "  --auth-user USER        authenticate; the password comes from\n"
@@ -81,6 +92,21 @@ static uint64_t now_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Resident memory of the process (VmRSS), in KB; -1 when unknown. */
+static long rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	if (!f)
+		return -1;
+	char line[256];
+	long kb = -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
 }
 
 static double cpu_seconds(void)
@@ -180,12 +206,14 @@ static void *bench_worker_run(void *arg)
 	if (!pool) {
 		snprintf(w->error, sizeof w->error, "io_uring: %s", strerror(errno));
 		loop_free(loop);
+		atomic_store(&w->exited, 1);
 		return NULL;
 	}
 	struct pool_dest *d = pool_dest_new(pool, &dc, w->error, sizeof w->error);
 	if (!d) {
 		pool_free(pool);
 		loop_free(loop);
+		atomic_store(&w->exited, 1);
 		return NULL;
 	}
 	/* Keep a window of messages queued: enough to keep every session
@@ -203,10 +231,16 @@ static void *bench_worker_run(void *arg)
 			w->submitted++;
 		}
 		if (!shut && w->done == w->messages) {
-			pool_shutdown(pool);
-			shut = 1;
+			/* --hold: keep the idle sessions open until released. */
+			if (job->hold && !atomic_load(&job->release)) {
+				atomic_store(&w->sessions_held, pool_dest_sessions(d));
+				atomic_store(&w->holding, 1);
+			} else {
+				pool_shutdown(pool);
+				shut = 1;
+			}
 		}
-		int r = loop_run_once(loop, 1000);
+		int r = loop_run_once(loop, job->hold ? 50 : 1000);
 		if (r < 0) {
 			snprintf(w->error, sizeof w->error, "io_uring: %s", strerror(-r));
 			break;
@@ -217,6 +251,7 @@ static void *bench_worker_run(void *arg)
 		pool_free(pool);
 		loop_free(loop);
 	}   /* else the run failed and the process is about to exit */
+	atomic_store(&w->exited, 1);
 	return NULL;
 }
 
@@ -229,6 +264,7 @@ int volley_bench(int argc, char **argv)
 		{ "threads", required_argument, 0, 'T' },
 		{ "recipients", required_argument, 0, 'r' },
 		{ "per-connection", required_argument, 0, 'M' },
+		{ "hold", required_argument, 0, 'H' },
 		{ "from", required_argument, 0, 'f' },
 		{ "rcpt-domain", required_argument, 0, 'D' },
 		{ "auth-user", required_argument, 0, 'u' },
@@ -243,7 +279,7 @@ int volley_bench(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	unsigned long long v, per_conn = 0, messages = 0, size = 0;
-	unsigned connections = 0, threads = 1, recipients = 1;
+	unsigned connections = 0, threads = 1, recipients = 1, hold = 0;
 	const char *from = "bench@volley.test", *domain = "dest.test", *user = NULL, *pwfile = NULL, *ca = NULL;
 	int plaintext = 0, insecure = 0, no_pipe = 0, no_chunk = 0, json = 0, rc = 1;
 	char err[512];
@@ -266,10 +302,12 @@ int volley_bench(int argc, char **argv)
 		case 'T':
 		case 'r':
 		case 'M':
+		case 'H':
 			if (cli_parse_count(optarg, &v, c == 's') < 0 || (v == 0 && c != 's')) {
 				fprintf(stderr, "volley bench: --%s %s: not a positive number\n",
 					c == 'n' ? "messages" : c == 's' ? "size" : c == 'c' ? "connections"
-					: c == 'T' ? "threads" : c == 'r' ? "recipients" : "per-connection", optarg);
+					: c == 'T' ? "threads" : c == 'r' ? "recipients"
+					: c == 'H' ? "hold" : "per-connection", optarg);
 				return 1;
 			}
 			if (c == 'n') messages = v;
@@ -277,6 +315,7 @@ int volley_bench(int argc, char **argv)
 			else if (c == 'c') connections = v > 100000 ? 100000 : (unsigned)v;
 			else if (c == 'T') threads = v > 256 ? 256 : (unsigned)v;
 			else if (c == 'r') recipients = v > 1000 ? 1000 : (unsigned)v;
+			else if (c == 'H') hold = v > 3600 ? 3600 : (unsigned)v;
 			else per_conn = v;
 			break;
 		case 'f': from = optarg; break;
@@ -353,6 +392,9 @@ int volley_bench(int argc, char **argv)
 	dc->no_chunking = no_chunk;
 	dc->max_msgs_per_conn = (unsigned)per_conn;
 	dc->down_after = 3;
+	job.hold = hold;
+	if (hold)   /* idle sessions must outlive the hold */
+		dc->idle_timeout_ms = (hold + 60) * 1000u;
 
 	/* Connections and messages shared out as evenly as they divide. */
 	unsigned long long first = 0;
@@ -366,6 +408,7 @@ int volley_bench(int argc, char **argv)
 		first += w->messages;
 	}
 
+	long rss_start_kb = rss_kb();
 	double cpu0 = cpu_seconds();
 	uint64_t t0 = now_us();
 	unsigned started = 0;
@@ -375,6 +418,29 @@ int volley_bench(int argc, char **argv)
 			fprintf(stderr, "volley bench: cannot start a thread: %s\n", strerror(e));
 			break;
 		}
+	}
+	/* --hold: once every worker's messages are done, its sessions sit idle;
+	 * hold them that long, then measure what they cost in memory. */
+	unsigned long long held = 0;
+	long rss_held_kb = 0;
+	uint64_t t_all_done = 0;   /* with --hold, the clock stops here */
+	double cpu_all_done = 0;
+	if (hold) {
+		for (;;) {
+			unsigned ready = 0;
+			for (unsigned i = 0; i < started; i++)
+				ready += atomic_load(&workers[i].holding) || atomic_load(&workers[i].exited);
+			if (ready == started)
+				break;
+			usleep(10000);
+		}
+		t_all_done = now_us();
+		cpu_all_done = cpu_seconds();
+		sleep(hold);
+		rss_held_kb = rss_kb();
+		for (unsigned i = 0; i < started; i++)
+			held += atomic_load(&workers[i].sessions_held);
+		atomic_store(&job.release, 1);
 	}
 	struct bench_worker total;
 	memset(&total, 0, sizeof total);
@@ -400,8 +466,8 @@ int volley_bench(int argc, char **argv)
 		if (!total.first_failure[0] && w->first_failure[0])
 			memcpy(total.first_failure, w->first_failure, sizeof total.first_failure);
 	}
-	uint64_t t1 = now_us();
-	double cpu = cpu_seconds() - cpu0;
+	uint64_t t1 = hold ? t_all_done : now_us();
+	double cpu = (hold ? cpu_all_done : cpu_seconds()) - cpu0;
 	double secs = (double)(t1 - t0) / 1e6;
 	if (setup_failed && total.done == 0)
 		goto out;
@@ -427,11 +493,16 @@ int volley_bench(int argc, char **argv)
 		       "\"sessions\":%llu,\"sessions_tls\":%llu,\"sessions_resumed\":%llu,\"connect_failures\":%llu,"
 		       "\"seconds\":%.3f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,"
 		       "\"cpu_s\":%.3f,\"cpu_s_per_msg\":%.9f,"
-		       "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}}\n",
+		       "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
 		       messages, total.delivered, total.deferred, total.rejected, total.rcpt_ok,
 		       total.rcpt_failed, job.body_len, connections, threads,
 		       st->sessions_ready, st->sessions_tls, st->sessions_resumed, st->connect_failures,
 		       secs, rate, mbps, cpu, cpu_per, p50, p90, p99, pmax);
+		if (hold)
+			printf(",\"held_sessions\":%llu,\"rss_kb_start\":%ld,\"rss_kb_held\":%ld,"
+			       "\"rss_kb_per_held_session\":%.1f", held, rss_start_kb, rss_held_kb,
+			       held ? (double)(rss_held_kb - rss_start_kb) / (double)held : 0.0);
+		printf("}\n");
 	} else {
 		printf("messages    %llu of %zu bytes over %u sessions, %u thread%s\n", messages,
 		       job.body_len, connections, threads, threads == 1 ? "" : "s");
@@ -442,6 +513,10 @@ int volley_bench(int argc, char **argv)
 		printf("client CPU  %.3f s   %.2f us/msg\n", cpu, cpu_per * 1e6);
 		printf("sessions    %llu ready (%llu over TLS, %llu resumed)   %llu failed to connect\n",
 		       st->sessions_ready, st->sessions_tls, st->sessions_resumed, st->connect_failures);
+		if (hold)
+			printf("held        %llu idle sessions for %u s: resident memory %ld KB -> %ld KB,"
+			       " %.1f KB per session\n", held, hold, rss_start_kb, rss_held_kb,
+			       held ? (double)(rss_held_kb - rss_start_kb) / (double)held : 0.0);
 	}
 	if (total.first_failure[0])
 		fprintf(stderr, "volley bench: first failure: %s\n", total.first_failure);

@@ -172,8 +172,8 @@ static void print_session(struct probe *p, struct conn *c)
 	putchar('\n');
 	const struct smtp_caps *caps = smtp_session_caps(s);
 	for (unsigned i = 0; i < caps->nkeywords; i++)
-		printf("capability %s%s%s\n", caps->keywords[i].name, caps->keywords[i].params[0] ? " " : "",
-		       caps->keywords[i].params);
+		printf("capability %s%s%s\n", smtp_caps_keyword(caps, i),
+		       smtp_caps_keyword_params(caps, i)[0] ? " " : "", smtp_caps_keyword_params(caps, i));
 	if (conn_tls_version(c))
 		printf("tls %s %s resumed=%s\n", conn_tls_version(c), conn_tls_cipher(c),
 		       conn_tls_resumed(c) ? "yes" : "no");

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CONN_TLS_RBUF 16384
+#define CONN_TLS_RECV 17408       /* room asked for while busy: a full record */
 #define CONN_IOV 16
 #define CONN_TLS_GATHER 16384     /* one full TLS record of plaintext */
 
@@ -32,7 +32,6 @@ struct conn {
 
 	struct tls_conn *tls;
 	int tls_up;               /* handshake complete */
-	char *rbuf;               /* ciphertext received */
 	struct msghdr mh;
 	struct iovec iov[CONN_IOV];
 	int send_plain;           /* the send in flight holds session memory */
@@ -58,7 +57,6 @@ static void conn_free(struct conn *c)
 		close(c->fd);
 	smtp_session_free(c->s);
 	tls_conn_free(c->tls);
-	free(c->rbuf);
 	free(c);
 }
 
@@ -177,6 +175,8 @@ static void rearm(struct conn *c)
 	if (smtp_session_state(c->s) == SMTP_SESSION_READY && smtp_session_inflight(c->s) == 0 &&
 	    smtp_session_output_pending(c->s) == 0) {
 		arm(c, TIMER_IDLE, c->cfg.idle_timeout_ms);
+		if (c->tls && !c->op_send.inflight)
+			tls_conn_trim(c->tls);
 		return;
 	}
 	arm(c, TIMER_NONE, 0);
@@ -283,10 +283,6 @@ static void start_tls(struct conn *c)
 		fail(c, "TLS: out of memory");
 		return;
 	}
-	if (!c->rbuf && !(c->rbuf = malloc(CONN_TLS_RBUF))) {
-		fail(c, "out of memory");
-		return;
-	}
 	handshake_step(c);
 }
 
@@ -348,8 +344,14 @@ static void post_recv(struct conn *c)
 	void *buf;
 	size_t cap;
 	if (c->tls) {
-		buf = c->rbuf;
-		cap = CONN_TLS_RBUF;
+		/* Straight into the TLS input buffer: room for a full record
+		 * while busy, a little when idle (it shrinks once drained). */
+		buf = tls_conn_recv_space(c->tls, c->tls_up && smtp_session_inflight(c->s) == 0
+					  ? TLS_IN_IDLE : CONN_TLS_RECV, &cap);
+		if (!buf) {
+			fail(c, "TLS input overflow");
+			return;
+		}
 	} else {
 		buf = smtp_session_input_space(c->s, &cap);
 		if (cap == 0) {
@@ -381,23 +383,11 @@ static void on_recv(struct loop_op *op, int res)
 		smtp_session_input_commit(c->s, (size_t)res);
 		pump(c);
 	} else {
-		size_t off = 0;
-		while (off < (size_t)res && !c->closing) {
-			size_t k = tls_conn_feed(c->tls, c->rbuf + off, (size_t)res - off);
-			off += k;
-			if (!c->tls_up) {
-				handshake_step(c);
-				if (c->tls_up)
-					continue;
-			} else if (read_plain(c) < 0) {
-				break;
-			}
-			if (k == 0 && !c->closing) {
-				/* The TLS layer took nothing and had nothing to give. */
-				fail(c, "TLS input overflow");
-				break;
-			}
-		}
+		tls_conn_recv_commit(c->tls, (size_t)res);
+		if (!c->tls_up)
+			handshake_step(c);
+		if (c->tls_up && !c->closing)
+			read_plain(c);
 		pump(c);
 	}
 	c->receiving = 0;

@@ -203,7 +203,7 @@ static void on_conn_event(void *user, struct conn *c, enum conn_event ev)
 					 conn_error(c) ? conn_error(c) : "TLS failed");
 		} else if (smtp_session_state(s) == SMTP_SESSION_FAILED) {
 			d->last_phase = smtp_session_failure(s, &r);
-			d->last_reply = *r;
+			smtp_reply_copy(&d->last_reply, r);
 		} else {
 			d->last_phase = conn_connected(c) ? SMTP_PHASE_GREETING : SMTP_PHASE_CONNECT;
 			smtp_reply_synth(&d->last_reply, 421, "4.4.1",

@@ -128,13 +128,19 @@ static void parse_line(struct smtp_caps *caps, const char *p, size_t n)
 	if (bit == SMTP_EXT_SIZE)
 		caps->size_max = parse_size(params, plen);
 
-	if (caps->nkeywords < SMTP_EHLO_KEYWORDS_MAX) {
+	/* Listed only when the whole keyword and its params fit. */
+	if (caps->nkeywords < SMTP_EHLO_KEYWORDS_MAX &&
+	    klen + plen + 2 <= (size_t)SMTP_EHLO_TEXT_MAX - caps->text_len) {
 		struct smtp_ehlo_keyword *k = &caps->keywords[caps->nkeywords++];
-		size_t cl = klen < SMTP_EHLO_KEYWORD_LEN - 1 ? klen : SMTP_EHLO_KEYWORD_LEN - 1;
-		for (size_t j = 0; j < cl; j++)
-			k->name[j] = to_upper(p[kw + j]);
-		k->name[cl] = '\0';
-		copy_bounded(k->params, sizeof(k->params), params, plen);
+		char *t = caps->text + caps->text_len;
+		k->name = caps->text_len;
+		for (size_t j = 0; j < klen; j++)
+			t[j] = to_upper(p[kw + j]);
+		t[klen] = '\0';
+		k->params = (uint16_t)(caps->text_len + klen + 1);
+		memcpy(t + klen + 1, params, plen);
+		t[klen + 1 + plen] = '\0';
+		caps->text_len = (uint16_t)(caps->text_len + klen + plen + 2);
 	}
 }
 
@@ -165,7 +171,7 @@ int smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_caps *caps)
 const char *smtp_caps_param(const struct smtp_caps *caps, const char *name)
 {
 	for (unsigned i = 0; i < caps->nkeywords; i++)
-		if (strcasecmp(caps->keywords[i].name, name) == 0)
-			return caps->keywords[i].params;
+		if (strcasecmp(smtp_caps_keyword(caps, i), name) == 0)
+			return smtp_caps_keyword_params(caps, i);
 	return NULL;
 }

@@ -28,12 +28,13 @@ enum smtp_auth_mech {
 };
 
 #define SMTP_EHLO_KEYWORDS_MAX 64
-#define SMTP_EHLO_KEYWORD_LEN  32
-#define SMTP_EHLO_PARAMS_LEN   256
+#define SMTP_EHLO_TEXT_MAX     1024  /* keyword names and params, NUL-separated */
 
+/* Every session keeps its caps, so they are compact: the keywords' text
+ * lives in one pool, and each keyword is two offsets into it. */
 struct smtp_ehlo_keyword {
-	char name[SMTP_EHLO_KEYWORD_LEN];     /* upper-cased, e.g. "SIZE" */
-	char params[SMTP_EHLO_PARAMS_LEN];    /* the rest of the line, as sent */
+	uint16_t name;             /* upper-cased, e.g. "SIZE" */
+	uint16_t params;           /* the rest of the line, as sent */
 };
 
 struct smtp_caps {
@@ -41,14 +42,27 @@ struct smtp_caps {
 	unsigned auth;             /* enum smtp_auth_mech bits the server offers */
 	uint64_t size_max;         /* SIZE n; 0 when absent or given without n */
 	char domain[256];          /* the first word of the first line */
-	unsigned nkeywords;        /* every extension line, known or not */
+	unsigned nkeywords;        /* every extension line, known or not, that fit */
 	struct smtp_ehlo_keyword keywords[SMTP_EHLO_KEYWORDS_MAX];
+	uint16_t text_len;
+	char text[SMTP_EHLO_TEXT_MAX];
 };
+
+/* The name and the params of keyword i (< nkeywords). */
+static inline const char *smtp_caps_keyword(const struct smtp_caps *caps, unsigned i)
+{
+	return caps->text + caps->keywords[i].name;
+}
+static inline const char *smtp_caps_keyword_params(const struct smtp_caps *caps, unsigned i)
+{
+	return caps->text + caps->keywords[i].params;
+}
 
 /* Fills *caps from a 250 reply to EHLO or LHLO. Keywords are matched without
  * regard to case; "AUTH=LOGIN PLAIN" (the pre-RFC 4954 form) counts as AUTH.
- * Lines past SMTP_EHLO_KEYWORDS_MAX are still parsed for known keywords but
- * not listed. Returns 0, or -1 if the reply is not a 2xx. */
+ * Lines past SMTP_EHLO_KEYWORDS_MAX, or past SMTP_EHLO_TEXT_MAX of keyword
+ * text, are still parsed for known keywords but not listed. Returns 0, or -1
+ * if the reply is not a 2xx. */
 int smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_caps *caps);
 
 /* Returns the params of keyword name (case-insensitive) or NULL. */

@@ -4,6 +4,7 @@
 #include "pool/smtp_reply.h"
 
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 static int is_digit(char c)
@@ -194,4 +195,9 @@ void smtp_reply_synth(struct smtp_reply *r, int code, const char *enhanced, cons
 	for (size_t i = 0; i < r->text_len; i++)
 		if (r->text[i] == '\n')
 			r->nlines++;
+}
+
+void smtp_reply_copy(struct smtp_reply *dst, const struct smtp_reply *src)
+{
+	memcpy(dst, src, offsetof(struct smtp_reply, text) + src->text_len + 1);
 }

@@ -31,6 +31,10 @@ struct smtp_reply {
 	char text[SMTP_REPLY_TEXT_MAX + 1]; /* NUL-terminated, lines joined by '\n' */
 };
 
+/* Copies a reply: the fields and the used part of the text only (a reply
+ * struct is mostly room, and copies are kept per transaction). */
+void smtp_reply_copy(struct smtp_reply *dst, const struct smtp_reply *src);
+
 /* Parses the first complete reply in buf[0..len).
  * Returns the number of bytes it spans (CRLF included; a bare LF is accepted
  * as a line end) with *out filled in, -2 if buf holds no complete reply yet,

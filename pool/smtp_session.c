@@ -130,11 +130,11 @@ struct smtp_session {
 	unsigned pend_head, pend_n;
 
 	/* transactions, in submission order */
-	struct txn *txn;          /* SESSION_TXN_MAX slots, allocated on first send */
+	struct txn *txn;          /* max_txn slots, allocated on first send */
 	unsigned txn_head, txn_n;
 	int need_rset;            /* a transaction was left open on the server */
 
-	struct raw_cmd raw[SESSION_RAW_MAX];
+	struct raw_cmd *raw;      /* SESSION_RAW_MAX slots, allocated on first use */
 	unsigned raw_head, raw_n, raw_sent;
 
 	int quit_wanted, quit_sent;
@@ -232,7 +232,7 @@ static void session_fail(struct smtp_session *s, enum smtp_phase phase, const st
 		return;
 	s->state = SMTP_SESSION_FAILED;
 	s->fail_phase = phase;
-	s->fail = *r;
+	smtp_reply_copy(&s->fail, r);
 }
 
 static void session_fail_local(struct smtp_session *s, enum smtp_phase phase,
@@ -341,7 +341,7 @@ static void trace_secret(struct smtp_session *s, const char *line, size_t n)
 
 static struct txn *txn_at(struct smtp_session *s, unsigned i)
 {
-	return &s->txn[(s->txn_head + i) % SESSION_TXN_MAX];
+	return &s->txn[(s->txn_head + i) % s->max_txn];
 }
 
 static unsigned txn_slot(struct smtp_session *s, const struct txn *t)
@@ -379,7 +379,7 @@ static void set_final(struct txn *t, enum smtp_phase phase, enum smtp_status st,
 {
 	t->final_phase = phase;
 	t->final_status = st;
-	t->final = *r;
+	smtp_reply_copy(&t->final, r);
 }
 
 /* Checks what can be decided before sending: size, 8BITMIME, SMTPUTF8,
@@ -874,7 +874,7 @@ static void on_hello_reply(struct smtp_session *s, enum pend_kind kind, const st
 {
 	switch (kind) {
 	case PEND_GREETING:
-		s->greeting = *r;
+		smtp_reply_copy(&s->greeting, r);
 		if (r->code != 220) {
 			session_fail(s, SMTP_PHASE_GREETING, r);
 			return;
@@ -969,7 +969,7 @@ static void txn_finish_if_done(struct smtp_session *s, struct txn *t)
 			s->cfg.cb.msg_done(s->cfg.cb_user, &o);
 		}
 		h->msg = NULL;
-		s->txn_head = (s->txn_head + 1) % SESSION_TXN_MAX;
+		s->txn_head = (s->txn_head + 1) % s->max_txn;
 		s->txn_n--;
 	}
 }
@@ -1219,6 +1219,7 @@ void smtp_session_free(struct smtp_session *s)
 	sasl_client_wipe(&s->sasl);
 	free(s->in);
 	free(s->txn);
+	free(s->raw);
 	free(s);
 }
 
@@ -1257,7 +1258,9 @@ int smtp_session_send(struct smtp_session *s, struct smtp_msg *m)
 	if (!smtp_session_can_send(s))
 		return -1;
 	if (!s->txn) {
-		s->txn = calloc(SESSION_TXN_MAX, sizeof *s->txn);
+		/* As many slots as may be in flight: max_txn is settled once
+		 * the session is ready, before any message. */
+		s->txn = calloc(s->max_txn, sizeof *s->txn);
 		if (!s->txn)
 			return -1;
 	}
@@ -1285,6 +1288,8 @@ unsigned smtp_session_inflight(const struct smtp_session *s)
 int smtp_session_command(struct smtp_session *s, const char *line, void *cookie)
 {
 	if (s->state != SMTP_SESSION_READY || s->quit_wanted || s->raw_n == SESSION_RAW_MAX)
+		return -1;
+	if (!s->raw && !(s->raw = calloc(SESSION_RAW_MAX, sizeof *s->raw)))
 		return -1;
 	struct raw_cmd *c = &s->raw[(s->raw_head + s->raw_n) % SESSION_RAW_MAX];
 	ssize_t n = smtp_fmt_raw(c->line, sizeof c->line, line);
@@ -1334,7 +1339,7 @@ void smtp_session_abort(struct smtp_session *s, int code, const char *enhanced, 
 			s->cfg.cb.msg_done(s->cfg.cb_user, &o);
 		}
 		t->msg = NULL;
-		s->txn_head = (s->txn_head + 1) % SESSION_TXN_MAX;
+		s->txn_head = (s->txn_head + 1) % s->max_txn;
 		s->txn_n--;
 	}
 	while (s->raw_n) {

@@ -60,15 +60,49 @@ struct tls_conn {
 	int failed;          /* a fatal error happened; errstr says which */
 	int write_pending;   /* bytes of a wolfSSL_write to repeat, see above */
 	char errstr[192];
+	/* Both buffers grow on demand up to their caps and shrink again, so
+	 * that an idle connection holds little: see buffer_resize. */
+	unsigned char *in, *out;
+	size_t in_cap, out_cap;
 	size_t in_off, in_len;     /* unread ciphertext is in[in_off, in_len) */
 	size_t out_off, out_len;   /* unsent ciphertext is out[out_off, out_len) */
-	unsigned char in[TLS_CIPHER_IN_MAX];
-	unsigned char out[TLS_CIPHER_OUT_MAX];
+	int in_window;             /* a receive into in[in_len..] is outstanding */
+	int out_lent;              /* out[out_off..] was handed out for sending */
 };
 
 struct tls_saved {
 	WOLFSSL_SESSION *sess;
 };
+
+/* ---- buffers ---- */
+
+/* Resizes *buf to cap bytes (0 frees it). Returns 0, or -1 out of memory. */
+static int buffer_resize(unsigned char **buf, size_t *cur, size_t cap)
+{
+	if (cap == *cur)
+		return 0;
+	if (cap == 0) {
+		free(*buf);
+		*buf = NULL;
+		*cur = 0;
+		return 0;
+	}
+	unsigned char *n = realloc(*buf, cap);
+	if (!n)
+		return -1;
+	*buf = n;
+	*cur = cap;
+	return 0;
+}
+
+/* A capacity of at least need: doubling from start, at most max. */
+static size_t grown(size_t cur, size_t need, size_t start, size_t max)
+{
+	size_t cap = cur ? cur : start;
+	while (cap < need && cap < max)
+		cap *= 2;
+	return cap < max ? cap : max;
+}
 
 /* ---- I/O callbacks ---- */
 
@@ -81,7 +115,7 @@ static int tls_recv_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 	size_t n = (size_t)sz < avail ? (size_t)sz : avail;
 	memcpy(buf, c->in + c->in_off, n);
 	c->in_off += n;
-	if (c->in_off == c->in_len)
+	if (c->in_off == c->in_len && !c->in_window)
 		c->in_off = c->in_len = 0;
 	return (int)n;
 }
@@ -91,8 +125,17 @@ static int tls_send_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 	struct tls_conn *c = arg;
 	/* Never move unsent bytes here: the caller may have them in a send
 	 * in flight. They move only in tls_conn_cipher_consume. */
-	size_t room = TLS_CIPHER_OUT_MAX - c->out_len;
-	if (room == 0 || sz <= 0)
+	if (sz <= 0)
+		return WOLFSSL_CBIO_ERR_WANT_WRITE;
+	/* Grow unless the bytes were lent out: a send in flight may point
+	 * into the buffer, which must not move. */
+	if (c->out_cap - c->out_len < (size_t)sz && !c->out_lent) {
+		size_t want = grown(c->out_cap, c->out_len + (size_t)sz, TLS_OUT_START, TLS_CIPHER_OUT_MAX);
+		if (want > c->out_cap && buffer_resize(&c->out, &c->out_cap, want) < 0)
+			return WOLFSSL_CBIO_ERR_GENERAL;
+	}
+	size_t room = c->out_cap - c->out_len;
+	if (room == 0)
 		return WOLFSSL_CBIO_ERR_WANT_WRITE;
 	/* A partial take is fine here: wolfSSL keeps the rest and offers it
 	 * again on its next call. */
@@ -253,32 +296,67 @@ void tls_conn_free(struct tls_conn *c)
 		return;
 	if (c->ssl)
 		wolfSSL_free(c->ssl);
+	free(c->in);
+	free(c->out);
 	free(c);
 }
 
-size_t tls_conn_feed(struct tls_conn *c, const void *buf, size_t len)
+void *tls_conn_recv_space(struct tls_conn *c, size_t want, size_t *len)
 {
 	if (c->in_off > 0) {
 		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
 		c->in_len -= c->in_off;
 		c->in_off = 0;
 	}
-	size_t room = TLS_CIPHER_IN_MAX - c->in_len;
-	size_t n = len < room ? len : room;
-	memcpy(c->in + c->in_len, buf, n);
+	size_t cap = c->in_cap;
+	if (c->in_len == 0 && cap > TLS_IN_IDLE && want <= TLS_IN_IDLE)
+		cap = TLS_IN_IDLE;                       /* drained: give memory back */
+	else if (cap - c->in_len < want)
+		cap = grown(cap, c->in_len + want, TLS_IN_IDLE, TLS_CIPHER_IN_MAX);
+	if (buffer_resize(&c->in, &c->in_cap, cap) < 0 || c->in_cap == c->in_len) {
+		*len = 0;
+		return NULL;
+	}
+	c->in_window = 1;
+	*len = c->in_cap - c->in_len;
+	return c->in + c->in_len;
+}
+
+void tls_conn_recv_commit(struct tls_conn *c, size_t n)
+{
+	c->in_window = 0;
 	c->in_len += n;
+}
+
+size_t tls_conn_feed(struct tls_conn *c, const void *buf, size_t len)
+{
+	size_t room;
+	void *p = tls_conn_recv_space(c, len, &room);
+	size_t n = len < room ? len : room;
+	if (p)
+		memcpy(p, buf, n);
+	tls_conn_recv_commit(c, n);
 	return n;
 }
 
 const void *tls_conn_cipher_out(struct tls_conn *c, size_t *len)
 {
 	*len = c->out_len - c->out_off;
+	if (*len)
+		c->out_lent = 1;
 	return c->out + c->out_off;
+}
+
+void tls_conn_trim(struct tls_conn *c)
+{
+	if (c->out_len == 0 && !c->out_lent)
+		buffer_resize(&c->out, &c->out_cap, 0);
 }
 
 void tls_conn_cipher_consume(struct tls_conn *c, size_t n)
 {
 	size_t pending = c->out_len - c->out_off;
+	c->out_lent = 0;
 	c->out_off += n < pending ? n : pending;
 	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
@@ -406,7 +484,9 @@ ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
 		}
 		n = c->write_pending;
 	} else {
-		size_t room = TLS_CIPHER_OUT_MAX - c->out_len;
+		/* The buffer may grow to its cap, unless bytes are lent out. */
+		size_t limit = c->out_lent ? c->out_cap : TLS_CIPHER_OUT_MAX;
+		size_t room = limit - c->out_len;
 		if (room <= TLS_RECORD_OVERHEAD)
 			return TLS_AGAIN;
 		size_t max = room - TLS_RECORD_OVERHEAD;

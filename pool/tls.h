@@ -19,9 +19,14 @@
 #define TLS_AGAIN  (-2)   /* needs more ciphertext in, or room to write out */
 #define TLS_CLOSED (-3)   /* the peer sent close_notify */
 
-/* Ciphertext buffers per connection; a full TLS record is 16 KiB + overhead. */
+/* Ciphertext buffers per connection, grown on demand up to these caps; a
+ * full TLS record is 16 KiB + overhead. An idle connection keeps only
+ * TLS_IN_IDLE bytes of input room (see tls_conn_recv_space) and no output
+ * buffer (see tls_conn_trim). */
 #define TLS_CIPHER_IN_MAX  (40 * 1024)
 #define TLS_CIPHER_OUT_MAX (80 * 1024)
+#define TLS_IN_IDLE        2048
+#define TLS_OUT_START      4096
 
 #define TLS_DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
@@ -51,16 +56,30 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *server_name,
 			      const struct tls_saved *resume);
 void tls_conn_free(struct tls_conn *c);
 
-/* Hands ciphertext received from the peer to the connection. Returns the
- * number of bytes taken (less than len when the input buffer is full). */
+/* Receiving straight into the connection's input buffer: recv_space returns
+ * room for at least `want` bytes where it can (growing the buffer, or
+ * shrinking it back to TLS_IN_IDLE once drained) and sets *len to the room
+ * (0 and NULL when the buffer is full or memory is short); the caller's
+ * receive writes there, and recv_commit(n) adds the n bytes it got. The
+ * room stays put until recv_commit. */
+void *tls_conn_recv_space(struct tls_conn *c, size_t want, size_t *len);
+void tls_conn_recv_commit(struct tls_conn *c, size_t n);
+
+/* Hands ciphertext received from the peer to the connection (a copy, for
+ * callers that receive elsewhere). Returns the number of bytes taken (less
+ * than len when the input buffer is full). */
 size_t tls_conn_feed(struct tls_conn *c, const void *buf, size_t len);
 
 /* Ciphertext waiting to be sent: returns a pointer and sets *len (0 when
  * none). tls_conn_cipher_consume() drops n bytes once they are sent. The
- * bytes never move until then (new ciphertext is only appended), so they
- * may be handed to the kernel as they are. */
+ * bytes never move until then (new ciphertext is only appended, and the
+ * buffer does not grow while bytes are lent), so they may be handed to the
+ * kernel as they are. */
 const void *tls_conn_cipher_out(struct tls_conn *c, size_t *len);
 void tls_conn_cipher_consume(struct tls_conn *c, size_t n);
+
+/* Frees the output buffer when nothing waits in it (for idle connections). */
+void tls_conn_trim(struct tls_conn *c);
 
 /* Drives the handshake. Returns 1 when it is complete, TLS_AGAIN when it
  * waits for the peer (send what tls_conn_cipher_out holds, feed what

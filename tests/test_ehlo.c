@@ -58,12 +58,12 @@ static void test_postfix(void)
 	T_EQ_INT(caps.auth, SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN);
 	T_EQ_INT(caps.size_max, 10240000);
 	T_EQ_INT(caps.nkeywords, 12);
-	T_EQ_STR(caps.keywords[0].name, "PIPELINING");
-	T_EQ_STR(caps.keywords[0].params, "");
-	T_EQ_STR(caps.keywords[1].name, "SIZE");
-	T_EQ_STR(caps.keywords[1].params, "10240000");
-	T_EQ_STR(caps.keywords[6].name, "AUTH");
-	T_EQ_STR(caps.keywords[6].params, "PLAIN LOGIN");
+	T_EQ_STR(smtp_caps_keyword(&caps, 0), "PIPELINING");
+	T_EQ_STR(smtp_caps_keyword_params(&caps, 0), "");
+	T_EQ_STR(smtp_caps_keyword(&caps, 1), "SIZE");
+	T_EQ_STR(smtp_caps_keyword_params(&caps, 1), "10240000");
+	T_EQ_STR(smtp_caps_keyword(&caps, 6), "AUTH");
+	T_EQ_STR(smtp_caps_keyword_params(&caps, 6), "PLAIN LOGIN");
 	T_EQ_STR(smtp_caps_param(&caps, "size"), "10240000");
 	T_EQ_STR(smtp_caps_param(&caps, "Vrfy"), "");
 	T_EQ_STR(smtp_caps_param(&caps, "AUTH"), "PLAIN LOGIN");
@@ -156,11 +156,11 @@ static void test_limits(void)
 	T_EQ_INT(caps.nkeywords, SMTP_EHLO_KEYWORDS_MAX);
 	T_EQ_INT(caps.ext, SMTP_EXT_SIZE | SMTP_EXT_CHUNKING);
 	T_EQ_INT(caps.size_max, 777);
-	T_EQ_STR(caps.keywords[SMTP_EHLO_KEYWORDS_MAX - 1].name, "X-EXT-63");
+	T_EQ_STR(smtp_caps_keyword(&caps, SMTP_EHLO_KEYWORDS_MAX - 1), "X-EXT-63");
 	T_TRUE(smtp_caps_param(&caps, "CHUNKING") == NULL);
 
-	/* a long keyword and long params are cut, still NUL-terminated; a long
-	 * first word is cut to the domain's size */
+	/* a long keyword and long params are kept whole while the text pool has
+	 * room; a long first word is cut to the domain's size */
 	n = 0;
 	memset(line, 'd', 300);
 	line[300] = '\0';
@@ -175,11 +175,32 @@ static void test_limits(void)
 	T_EQ_INT(smtp_ehlo_parse(r, &caps), 0);
 	T_EQ_INT(strlen(caps.domain), sizeof(caps.domain) - 1);
 	T_EQ_INT(caps.nkeywords, 2);
-	T_EQ_INT(strlen(caps.keywords[0].name), SMTP_EHLO_KEYWORD_LEN - 1);
-	T_EQ_STR(caps.keywords[0].params, "v");
-	T_EQ_STR(caps.keywords[1].name, "XPARAMS");
-	T_EQ_INT(strlen(caps.keywords[1].params), SMTP_EHLO_PARAMS_LEN - 1);
-	T_EQ_INT(caps.keywords[1].params[0], 'p');
+	T_EQ_INT(strlen(smtp_caps_keyword(&caps, 0)), 40);
+	T_EQ_STR(smtp_caps_keyword_params(&caps, 0), "v");
+	T_EQ_STR(smtp_caps_keyword(&caps, 1), "XPARAMS");
+	T_EQ_INT(strlen(smtp_caps_keyword_params(&caps, 1)), 300);
+	T_EQ_INT(smtp_caps_keyword_params(&caps, 1)[0], 'p');
+
+	/* keywords past the text pool are not listed, and still count: four
+	 * lines of 300 params fill 3 * 306 of the 1024 bytes, the fourth does
+	 * not fit, the fifth (short) does */
+	n = 0;
+	n += (size_t)sprintf(raw + n, "250-mx.test\r\n");
+	for (int i = 0; i < 4; i++) {
+		memset(line, 'a' + i, 300);
+		line[300] = '\0';
+		n += (size_t)sprintf(raw + n, "250-XLONG %s\r\n", line);
+	}
+	n += (size_t)sprintf(raw + n, "250-SIZE 99\r\n250 8BITMIME\r\n");
+	r = reply_from(raw, n);
+	T_EQ_INT(smtp_ehlo_parse(r, &caps), 0);
+	T_EQ_INT(caps.nkeywords, 5);
+	T_EQ_INT(smtp_caps_keyword_params(&caps, 2)[0], 'c');
+	T_EQ_STR(smtp_caps_keyword(&caps, 3), "SIZE");
+	T_EQ_STR(smtp_caps_keyword(&caps, 4), "8BITMIME");
+	T_EQ_INT(caps.ext, SMTP_EXT_SIZE | SMTP_EXT_8BITMIME);
+	T_EQ_INT(caps.size_max, 99);
+	T_TRUE(caps.text_len <= SMTP_EHLO_TEXT_MAX);
 
 	/* a line cut by the reply's text cap must not give a wrong SIZE: the
 	 * text holds "mx\n" (3), 2040 A + '\n' (2041), 2042 B + '\n' (2043),
@@ -198,7 +219,8 @@ static void test_limits(void)
 	T_EQ_INT(smtp_ehlo_parse(r, &caps), 0);
 	T_EQ_INT(caps.ext & SMTP_EXT_SIZE, 0);
 	T_EQ_INT(caps.size_max, 0);
-	T_EQ_INT(caps.nkeywords, 2);
+	/* the 2040- and 2042-byte keywords are larger than the text pool */
+	T_EQ_INT(caps.nkeywords, 0);
 }
 
 static void test_synth_reply(void)
@@ -257,10 +279,14 @@ static void test_garbage(void)
 		    memchr(caps.domain, 0, sizeof(caps.domain)) == NULL ||
 		    (caps.auth & ~0xfu) != 0 || (caps.ext & ~0x3ffu) != 0)
 			bad++;
-		for (unsigned k = 0; k < caps.nkeywords; k++)
-			if (!memchr(caps.keywords[k].name, 0, SMTP_EHLO_KEYWORD_LEN) ||
-			    !memchr(caps.keywords[k].params, 0, SMTP_EHLO_PARAMS_LEN))
+		for (unsigned k = 0; k < caps.nkeywords; k++) {
+			const char *kn = smtp_caps_keyword(&caps, k);
+			const char *kp = smtp_caps_keyword_params(&caps, k);
+			if (caps.keywords[k].name >= caps.text_len || caps.keywords[k].params >= caps.text_len ||
+			    kn + strlen(kn) >= caps.text + caps.text_len ||
+			    kp + strlen(kp) >= caps.text + caps.text_len)
 				bad++;
+		}
 	}
 	T_EQ_INT(bad, 0);
 }
