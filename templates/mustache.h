@@ -116,7 +116,8 @@ struct tpl_opts {
 struct tpl;
 
 /* Compiles src[0..len) (no NUL needed) and the partials it reaches; file
- * names the template in errors. o may be NULL (defaults, no partials).
+ * names the template in errors (NULL: "<template>"). o may be NULL
+ * (defaults, no partials).
  * Returns the program, or NULL with *err filled. */
 struct tpl *tpl_compile(const char *file, const char *src, size_t len,
 			const struct tpl_opts *o, struct tpl_error *err);

@@ -635,12 +635,15 @@ struct tpl *tpl_compile(const char *file, const char *src, size_t len,
 	memset(&c, 0, sizeof c);
 	if (o)
 		c.o = *o;
-	if (!c.o.max_partials)
-		c.o.max_partials = TPL_DEFAULT_MAX_PARTIALS;
+	/* ops hold a unit in 16 bits and pool offsets in 32 */
+	if (!c.o.max_partials || c.o.max_partials > UINT16_MAX - 1)
+		c.o.max_partials = c.o.max_partials ? UINT16_MAX - 1 : TPL_DEFAULT_MAX_PARTIALS;
 	if (!c.o.max_partial_depth)
 		c.o.max_partial_depth = TPL_DEFAULT_MAX_PARTIAL_DEPTH;
-	if (!c.o.max_source)
-		c.o.max_source = TPL_DEFAULT_MAX_SOURCE;
+	if (!c.o.max_source || c.o.max_source > UINT32_MAX / 2)
+		c.o.max_source = c.o.max_source ? UINT32_MAX / 2 : TPL_DEFAULT_MAX_SOURCE;
+	if (!file)
+		file = "<template>";
 	c.err = err;
 	c.t = t;
 	if (!t) {
@@ -653,7 +656,7 @@ struct tpl *tpl_compile(const char *file, const char *src, size_t len,
 	}
 	memset(&t->units[0], 0, sizeof t->units[0]);
 	t->nunits = 1;
-	t->units[0].file = strdup(file ? file : "");
+	t->units[0].file = strdup(file);
 	if (!t->units[0].file) {
 		tpl_set_error(err, file, 0, 0, "out of memory");
 		goto fail;

@@ -1,36 +1,739 @@
-/* Tests for templates/mustache. */
+/* Tests for templates/mustache: compile errors with their exact place,
+ * strict rendering, escape modes, the choices the spec leaves open, bounds
+ * (output cap, nesting, partial count, depth and size), the directory
+ * loader's folder jail, a second data adapter bound by symbol, and the
+ * scanner against a guard page. The spec itself runs in test_mustache_spec. */
 #include "templates/mustache.h"
 #include "templates/mustache_json.h"
+#include "templates/mustache_scan.h"
 #include "tests/testutil.h"
+#include "tests/guard.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-/* Compiles and renders tmpl with the JSON vars; returns the output (static). */
-static const char *render(const char *tmpl, const char *vars, enum tpl_escape esc)
+/* ---- helpers ---- */
+
+/* Partials from a table of name/text pairs, counting the loads. */
+struct table_loader {
+	const char *const (*pairs)[2];
+	int loads;
+};
+
+static int table_load(void *ud, const char *name, struct tpl_partial *out, char *err, size_t errlen)
 {
-	static struct tpl_buf out;
-	static struct tpl_error err;
-	json_t *data = json_loads(vars, 0, NULL);
-	struct tpl *t = tpl_compile("t.mustache", tmpl, strlen(tmpl), NULL, &err);
+	struct table_loader *tl = ud;
 
-	if (!t || !data) {
-		json_decref(data);
-		tpl_free(t);
-		return t ? "(bad json)" : err.msg;
+	tl->loads++;
+	for (size_t i = 0; tl->pairs && tl->pairs[i][0]; i++) {
+		if (strcmp(tl->pairs[i][0], name) != 0)
+			continue;
+		out->text = strdup(tl->pairs[i][1]);
+		out->len = strlen(tl->pairs[i][1]);
+		snprintf(out->file, sizeof out->file, "%s.mustache", name);
+		return out->text ? 0 : -1;
 	}
+	return TPL_NOT_FOUND;
+}
+
+static struct tpl_error err;
+static struct tpl_buf out;
+
+/* Renders t with vars (JSON) into out; returns the output as a string, or
+ * the error message. */
+static const char *render_with(const struct tpl *t, const char *vars, enum tpl_escape esc,
+			       unsigned flags)
+{
+	json_t *data = json_loads(vars, JSON_DECODE_ANY, NULL);
+
+	if (!data)
+		return "(bad json in the test)";
 	struct tpl_data d = tpl_json_data(data);
-	tpl_buf_free(&out);
-	tpl_buf_init(&out, 0);
-	int rc = tpl_render(t, &d, esc, 0, &out, &err);
-	if (rc == 0)
-		out.data[out.len] = '\0';   /* FIXME */
-	tpl_free(t);
+	out.len = 0;
+	int rc = tpl_render(t, &d, esc, flags, &out, &err);
 	json_decref(data);
-	return rc < 0 ? err.msg : out.data;
+	if (rc < 0)
+		return err.msg;
+	/* a string for the checks: the terminating NUL is not output */
+	static char text[8192];
+	snprintf(text, sizeof text, "%.*s", (int)out.len, out.data ? out.data : "");
+	return text;
+}
+
+static struct tpl *compile_with(const char *tmpl, const char *const (*partials)[2])
+{
+	struct table_loader tl = { partials, 0 };
+	struct tpl_loader loader = { table_load, &tl };
+	struct tpl_opts o = { .loader = &loader };
+
+	return tpl_compile("t.mustache", tmpl, strlen(tmpl), &o, &err);
+}
+
+/* Compiles and renders; returns the output or the (compile or render) error. */
+static const char *render(const char *tmpl, const char *vars, enum tpl_escape esc, unsigned flags,
+			  const char *const (*partials)[2])
+{
+	struct tpl *t = compile_with(tmpl, partials);
+
+	if (!t)
+		return err.msg;
+	const char *s = render_with(t, vars, esc, flags);
+	tpl_free(t);
+	return s;
+}
+
+static const char *html(const char *tmpl, const char *vars)
+{
+	return render(tmpl, vars, TPL_ESCAPE_HTML, 0, NULL);
+}
+
+/* ---- compile errors: message, line and column ---- */
+
+struct error_case {
+	const char *tmpl;
+	unsigned line, col;
+	const char *msg;
+};
+
+static const struct error_case error_cases[] = {
+	{ "a\n  {{#list}}\nb", 2, 3, "t.mustache:2:3: unclosed section 'list'" },
+	{ "{{^empty}}x", 1, 1, "t.mustache:1:1: unclosed inverted section 'empty'" },
+	{ "{{#a}}\n{{#b}}\n{{/b}}", 1, 1, "t.mustache:1:1: unclosed section 'a'" },
+	{ "{{#a}}\n  {{#b}}\n  {{/a}}\n{{/b}}", 3, 3,
+	  "t.mustache:3:3: close tag 'a' does not match section 'b' opened at 2:3" },
+	{ "x {{/a}}", 1, 3, "t.mustache:1:3: close tag 'a' without an open section" },
+	{ "ab\ncd {{name", 2, 4, "t.mustache:2:4: unclosed tag" },
+	{ "{{{name}}", 1, 1, "t.mustache:1:1: unclosed tag" },
+	{ "{{! no end", 1, 1, "t.mustache:1:1: unclosed tag" },
+	{ "{{=<% %>=}}\n<%name}}", 2, 1, "t.mustache:2:1: unclosed tag" },
+	{ "line\n  {{=<% =}}", 2, 3,
+	  "t.mustache:2:3: bad set-delimiter tag: a set-delimiter tag takes two delimiters" },
+	{ "{{=a b c=}}", 1, 1,
+	  "t.mustache:1:1: bad set-delimiter tag: a set-delimiter tag takes two delimiters" },
+	{ "{{=a= b=}}", 1, 1, "t.mustache:1:1: bad set-delimiter tag: a delimiter may not contain '='" },
+	{ "{{=<<<<<<<<<<<<<<<<< >>=}}", 1, 1, "t.mustache:1:1: bad set-delimiter tag: delimiter too long" },
+	{ "x{{}}", 1, 2, "t.mustache:1:2: empty tag" },
+	{ "{{#}}{{/}}", 1, 1, "t.mustache:1:1: empty tag" },
+	{ "{{first name}}", 1, 1, "t.mustache:1:1: tag name 'first name' holds whitespace" },
+	{ "{{a..b}}", 1, 1, "t.mustache:1:1: bad name 'a..b'" },
+	{ "{{#.a}}{{/.a}}", 1, 1, "t.mustache:1:1: bad name '.a'" },
+	{ "{{a.}}", 1, 1, "t.mustache:1:1: bad name 'a.'" },
+	{ "x\n {{> footer}}", 2, 2, "t.mustache:2:2: missing partial 'footer'" },
+	{ "{{<layout}}{{/layout}}", 1, 1, "t.mustache:1:1: missing partial 'layout'" },
+	{ "{{>*name}}", 1, 1, "t.mustache:1:1: dynamic names ('*name') are not supported" },
+	{ "{{<base}}\n  {{name}}\n{{/base}}", 2, 3,
+	  "t.mustache:2:3: only blocks may appear inside parent 'base'" },
+	{ "{{<base}}{{#s}}{{/s}}{{/base}}", 1, 10,
+	  "t.mustache:1:10: only blocks may appear inside parent 'base'" },
+	{ "{{<base}}{{$b}}x{{/base}}", 1, 17,
+	  "t.mustache:1:17: close tag 'base' does not match block 'b' opened at 1:10" },
+	{ "{{<base}}\n{{$b}}x{{/b}}", 1, 1, "t.mustache:1:1: unclosed parent 'base'" },
+	{ "\r\n{{$b}}\r\nx", 2, 1, "t.mustache:2:1: unclosed block 'b'" },
+	/* lines counted across a multi-line comment */
+	{ "{{!\n\n}}\n   {{#x}}", 4, 4, "t.mustache:4:4: unclosed section 'x'" },
+};
+
+static void test_errors(void)
+{
+	static const char *const base[][2] = { { "base", "{{$b}}{{/b}}" }, { NULL, NULL } };
+
+	for (size_t i = 0; i < sizeof error_cases / sizeof error_cases[0]; i++) {
+		const struct error_case *c = &error_cases[i];
+		struct tpl *t = compile_with(c->tmpl, base);
+		T_TRUE(t == NULL);
+		tpl_free(t);
+		if (t)
+			continue;
+		T_EQ_STR(err.msg, c->msg);
+		T_EQ_STR(err.file, "t.mustache");
+		T_EQ_INT(err.line, c->line);
+		T_EQ_INT(err.col, c->col);
+	}
+}
+
+/* An error in a partial names the partial's file; a missing partial is
+ * named where the tag that wants it is. */
+static void test_errors_in_partials(void)
+{
+	static const char *const parts[][2] = {
+		{ "header", "<h1>\n{{#title}}{{title}}\n" },
+		{ "footer", "ok\n  {{> missing}}\n" },
+		{ NULL, NULL },
+	};
+
+	T_EQ_STR(render("{{>header}}", "{}", TPL_ESCAPE_HTML, 0, parts),
+		 "header.mustache:2:1: unclosed section 'title'");
+	T_EQ_STR(render("a\n{{>footer}}", "{}", TPL_ESCAPE_HTML, 0, parts),
+		 "footer.mustache:2:3: missing partial 'missing'");
+}
+
+/* The spec's choice for missing partials, on request. */
+static void test_missing_partial_empty(void)
+{
+	const char *tmpl = "[{{>nothing}}]\n  {{>nothing}}\n[{{<none}}{{$b}}x{{/b}}{{/none}}]";
+	struct tpl_opts o = { .missing_partial_empty = 1 };
+	struct tpl *t = tpl_compile("t", tmpl, strlen(tmpl), &o, &err);
+
+	T_TRUE(t != NULL);
+	if (t)
+		T_EQ_STR(render_with(t, "{}", TPL_ESCAPE_HTML, 0), "[]\n[]");
+	tpl_free(t);
+}
+
+/* ---- rendering ---- */
+
+static void test_escape_modes(void)
+{
+	const char *vars = "{\"v\": \"<a href=\\\"x\\\">Tom & Jerry's</a>\"}";
+
+	T_EQ_STR(render("{{v}}", vars, TPL_ESCAPE_HTML, 0, NULL),
+		 "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;");
+	T_EQ_STR(render("{{{v}}}|{{&v}}", vars, TPL_ESCAPE_HTML, 0, NULL),
+		 "<a href=\"x\">Tom & Jerry's</a>|<a href=\"x\">Tom & Jerry's</a>");
+	/* text/plain: nothing is escaped, whatever the tag */
+	T_EQ_STR(render("{{v}}|{{{v}}}|{{& v }}", vars, TPL_ESCAPE_NONE, 0, NULL),
+		 "<a href=\"x\">Tom & Jerry's</a>|<a href=\"x\">Tom & Jerry's</a>|"
+		 "<a href=\"x\">Tom & Jerry's</a>");
+	/* the template's own text is never escaped */
+	T_EQ_STR(html("<b>&amp;</b>{{v}}", "{\"v\": \"\"}"), "<b>&amp;</b>");
+	/* set delimiters keep the triple form */
+	T_EQ_STR(html("{{=<% %>=}}<%v%> <%{v}%> <%&v%>", "{\"v\": \"<\"}"), "&lt; < <");
+
+	/* embedded NUL bytes are copied, not cut */
+	json_t *v = json_pack("{s:s%}", "v", "a\0b", (size_t)3);
+	struct tpl *t = tpl_compile("t", "[{{v}}]", 7, NULL, &err);
+	struct tpl_data d = tpl_json_data(v);
+	out.len = 0;
+	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_HTML, 0, &out, &err), 0);
+	T_EQ_MEM(out.data, out.len, "[a\0b]", 5);
+	tpl_free(t);
+	json_decref(v);
+}
+
+struct render_case {
+	const char *tmpl;
+	const char *vars;
+	const char *want;
+};
+
+/* The choices the spec leaves to the implementation, and data shapes. */
+static const struct render_case render_cases[] = {
+	/* falsey: missing, null, false, [], "" */
+	{ "{{#a}}yes{{/a}}{{^a}}no{{/a}}", "{}", "no" },
+	{ "{{#a}}yes{{/a}}{{^a}}no{{/a}}", "{\"a\": null}", "no" },
+	{ "{{#a}}yes{{/a}}{{^a}}no{{/a}}", "{\"a\": false}", "no" },
+	{ "{{#a}}yes{{/a}}{{^a}}no{{/a}}", "{\"a\": []}", "no" },
+	{ "{{#a}}yes{{/a}}{{^a}}no{{/a}}", "{\"a\": \"\"}", "no" },
+	/* truthy: 0, "0", {}, " " */
+	{ "{{#a}}yes{{/a}}{{^a}}no{{/a}}", "{\"a\": 0}", "yes" },
+	{ "{{#a}}yes{{/a}}{{^a}}no{{/a}}", "{\"a\": \"0\"}", "yes" },
+	{ "{{#a}}yes{{/a}}{{^a}}no{{/a}}", "{\"a\": {}}", "yes" },
+	{ "{{#a}}[{{.}}]{{/a}}", "{\"a\": \" \"}", "[ ]" },
+	/* what values print as */
+	{ "{{t}} {{f}} {{n}} {{l}} {{o}}", "{\"t\": true, \"f\": false, \"n\": null, \"l\": [1], \"o\": {}}",
+	  "true false   " },
+	{ "{{i}} {{r}} {{big}} {{neg}}", "{\"i\": 42, \"r\": 1.210, \"big\": 1e21, \"neg\": -0.5}",
+	  "42 1.21 1e+21 -0.5" },
+	/* dotted names, lists, nesting, the implicit iterator */
+	{ "{{user.address.city}}", "{\"user\": {\"address\": {\"city\": \"Oslo\"}}}", "Oslo" },
+	{ "{{user.missing.city}}|{{user.name.x}}", "{\"user\": {\"name\": \"n\"}}", "|" },
+	{ "{{#items}}{{name}}:{{price}}{{^last}}, {{/last}}{{/items}}",
+	  "{\"items\": [{\"name\": \"a\", \"price\": 1}, {\"name\": \"b\", \"price\": 2, \"last\": true}]}",
+	  "a:1, b:2" },
+	{ "{{#l}}{{#.}}{{.}}{{/.}};{{/l}}", "{\"l\": [[1, 2], [], [3]]}", "12;;3;" },
+	{ "{{#o}}{{a}}{{b}}{{/o}}", "{\"o\": {\"a\": \"in\"}, \"b\": \"out\"}", "inout" },
+	/* a root that is not an object */
+	{ "{{.}}|{{x}}", "\"top\"", "top|" },
+	{ "{{#.}}<{{.}}>{{/.}}", "[\"a\", \"b\"]", "<a><b>" },
+};
+
+static void test_render_cases(void)
+{
+	for (size_t i = 0; i < sizeof render_cases / sizeof render_cases[0]; i++) {
+		const struct render_case *c = &render_cases[i];
+		const char *got = html(c->tmpl, c->vars);
+		if (strcmp(got, c->want) != 0)
+			T_FAIL("case %zu %s: got \"%s\", want \"%s\"", i, c->tmpl, got, c->want);
+		t_checks++;
+	}
+}
+
+static const char *const layout_partials[][2] = {
+	{ "layout", "<html>\n  <body>\n    {{$content}}\n    default\n    {{/content}}\n  </body>\n</html>\n" },
+	{ "card", "[{{title}}]\n{{#more}}\n  {{>card}}\n{{/more}}\n" },
+	{ "list", "<ul>\n  {{>item}}\n</ul>\n" },
+	{ "item", "<li>{{name}}</li>\n{{#sub}}\n  {{>item}}\n{{/sub}}\n" },
+	{ "inline", "a\nb" },
+	{ "wrap", "  {{>inline}} {{>inline}}\n" },
+	{ "frame", "({{$a}}frame{{/a}})" },
+	{ "me", "{{>me}}" },
+	{ NULL, NULL },
+};
+
+/* Partials and inheritance beyond the spec's cases. */
+static void test_partials_and_layouts(void)
+{
+	const char *const (*p)[2] = layout_partials;
+
+	/* a layout with a block, overridden on separate lines */
+	T_EQ_STR(render("{{<layout}}\n{{$content}}\n<p>Hi {{name}}</p>\n<p>Bye</p>\n{{/content}}\n{{/layout}}\n",
+			"{\"name\": \"Ann\"}", TPL_ESCAPE_HTML, 0, p),
+		 "<html>\n  <body>\n    <p>Hi Ann</p>\n    <p>Bye</p>\n  </body>\n</html>\n");
+	/* indentation accumulates through recursive standalone partials (the
+	 * leaf says sub is null, or the lookup would find its parent's) */
+	T_EQ_STR(render("{{>list}}", "{\"name\": \"a\", \"sub\": {\"name\": \"b\", \"sub\": {\"name\": \"c\", \"sub\": null}}}",
+			TPL_ESCAPE_HTML, 0, p),
+		 "<ul>\n  <li>a</li>\n    <li>b</li>\n      <li>c</li>\n</ul>\n");
+	/* a partial in the middle of a line is not indented by its container */
+	T_EQ_STR(render("  {{>wrap}}", "{}", TPL_ESCAPE_HTML, 0, p), "    a\nb a\nb\n");
+	/* an override that itself uses the same parent: rendered with the
+	 * overrides in force where it was written, so it ends */
+	T_EQ_STR(render("{{<frame}}{{$a}}<{{<frame}}{{$a}}in{{/a}}{{/frame}}>{{/a}}{{/frame}}", "{}",
+			TPL_ESCAPE_HTML, 0, p),
+		 "(<(in)>)");
+	/* a partial that includes itself with no end stops at the depth bound */
+	T_EQ_STR(render("x\n{{>me}}", "{}", TPL_ESCAPE_HTML, 0, p),
+		 "me.mustache:1:1: nesting deeper than 100 (a partial that includes itself without end?)");
+}
+
+/* Each partial is loaded once, however often it is used, and rendering
+ * needs no loader (the program holds everything). */
+static void test_loaded_once(void)
+{
+	struct table_loader tl = { layout_partials, 0 };
+	struct tpl_loader loader = { table_load, &tl };
+	struct tpl_opts o = { .loader = &loader };
+	const char *tmpl = "{{>card}}{{>card}}{{#x}}{{>card}}{{/x}}{{>item}}";
+	struct tpl *t = tpl_compile("t", tmpl, strlen(tmpl), &o, &err);
+
+	T_TRUE(t != NULL);
+	T_EQ_INT(tl.loads, 2);
+	if (t) {
+		for (int i = 0; i < 3; i++)
+			T_EQ_STR(render_with(t, "{\"title\": \"t\", \"more\": {\"title\": \"u\", \"more\": false}}",
+					     TPL_ESCAPE_HTML, 0),
+				 "[t]\n  [u]\n[t]\n  [u]\n<li></li>\n");
+		T_EQ_INT(tl.loads, 2);
+	}
+	tpl_free(t);
+}
+
+/* ---- strict mode ---- */
+
+static void test_strict(void)
+{
+	const char *tmpl = "Hello {{name}},\n{{#orders}}\n  #{{id}}: {{item.title}}\n{{/orders}}\n";
+	struct tpl *t = compile_with(tmpl, NULL);
+
+	T_TRUE(t != NULL);
+	if (!t)
+		return;
+	const char *full = "{\"name\": \"Ann\", \"orders\": [{\"id\": 1, \"item\": {\"title\": \"pen\"}}]}";
+	T_EQ_STR(render_with(t, full, TPL_ESCAPE_HTML, TPL_RENDER_STRICT), "Hello Ann,\n  #1: pen\n");
+
+	/* a missing name: empty by default, an error naming it when strict */
+	const char *partial = "{\"name\": \"Ann\", \"orders\": [{\"id\": 1, \"item\": {}}]}";
+	T_EQ_STR(render_with(t, partial, TPL_ESCAPE_HTML, 0), "Hello Ann,\n  #1: \n");
+	T_EQ_STR(render_with(t, partial, TPL_ESCAPE_HTML, TPL_RENDER_STRICT),
+		 "t.mustache:3:12: no value for 'item.title'");
+	T_EQ_STR(err.file, "t.mustache");
+	T_EQ_INT(err.line, 3);
+	T_EQ_INT(err.col, 12);
+	T_EQ_STR(render_with(t, "{\"orders\": []}", TPL_ESCAPE_HTML, TPL_RENDER_STRICT),
+		 "t.mustache:1:7: no value for 'name'");
+
+	/* not fatal: the same program renders the next recipient */
+	T_EQ_STR(render_with(t, full, TPL_ESCAPE_HTML, TPL_RENDER_STRICT), "Hello Ann,\n  #1: pen\n");
+
+	/* null is a value; a missing section name is false, strict or not */
+	T_EQ_STR(render_with(t, "{\"name\": null}", TPL_ESCAPE_HTML, TPL_RENDER_STRICT), "Hello ,\n");
+	tpl_free(t);
+
+	/* a failed render leaves what the buffer held before it */
+	struct tpl *kept = compile_with("kept", NULL);
+	t = compile_with("{{x}}", NULL);
+	json_t *empty = json_object();
+	struct tpl_data d = tpl_json_data(empty);
+	out.len = 0;
+	T_EQ_INT(tpl_render(kept, &d, TPL_ESCAPE_HTML, TPL_RENDER_STRICT, &out, &err), 0);
+	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_HTML, TPL_RENDER_STRICT, &out, &err), -1);
+	T_EQ_MEM(out.data, out.len, "kept", 4);
+	T_EQ_STR(err.msg, "t.mustache:1:1: no value for 'x'");
+	json_decref(empty);
+	tpl_free(kept);
+	tpl_free(t);
+
+	/* the place of a missing name in a partial is the partial's */
+	static const char *const parts[][2] = { { "sig", "--\n{{sender}}\n" }, { NULL, NULL } };
+	T_EQ_STR(render("Hi\n{{>sig}}", "{}", TPL_ESCAPE_HTML, TPL_RENDER_STRICT, parts),
+		 "sig.mustache:2:1: no value for 'sender'");
+}
+
+/* ---- bounds ---- */
+
+static void test_output_cap(void)
+{
+	struct tpl *t = compile_with("{{#l}}0123456789{{/l}}", NULL);
+	json_t *ten = json_loads("{\"l\": [1,2,3,4,5,6,7,8,9,10]}", 0, NULL);
+	struct tpl_data d = tpl_json_data(ten);
+	struct tpl_buf small;
+
+	tpl_buf_init(&small, 100);
+	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_HTML, 0, &small, &err), 0);
+	T_EQ_INT(small.len, 100);
+	T_EQ_INT(small.cap, 100);
+	/* one byte more does not fit */
+	small.len = 1;
+	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_HTML, 0, &small, &err), -1);
+	T_EQ_STR(err.msg, "t.mustache: output larger than 100 bytes");
+	T_EQ_INT(err.line, 0);
+	T_EQ_INT(small.len, 1);
+
+	/* a buffer large enough is reused as it is: no allocation per render */
+	small.len = 0;
+	char *before = small.data;
+	for (int i = 0; i < 5; i++) {
+		small.len = 0;
+		T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_HTML, 0, &small, &err), 0);
+	}
+	T_TRUE(small.data == before);
+	tpl_buf_free(&small);
+	tpl_buf_free(NULL);
+	json_decref(ten);
+	tpl_free(t);
+}
+
+static void test_compile_bounds(void)
+{
+	/* nesting */
+	char deep[2048] = "";
+	for (int i = 0; i < TPL_NESTING_MAX + 1; i++)
+		strcat(deep, "{{#a}}");
+	struct tpl *t = compile_with(deep, NULL);
+	T_TRUE(t == NULL);
+	T_EQ_STR(err.msg, "t.mustache:1:385: sections nested deeper than 64");
+	tpl_free(t);
+
+	/* name length */
+	char name[TPL_NAME_MAX + 8];
+	snprintf(name, sizeof name, "{{%0*d}}", TPL_NAME_MAX + 1, 0);
+	t = compile_with(name, NULL);
+	T_EQ_STR(err.msg, "t.mustache:1:1: tag name longer than 255 bytes");
+	tpl_free(t);
+
+	/* source size, partial count and partial depth */
+	static const char *const chain[][2] = {
+		{ "p1", "{{>p2}}" }, { "p2", "{{>p3}}" }, { "p3", "{{>p4}}" }, { "p4", "end" },
+		{ "big", "0123456789012345678901234567890123456789" },
+		{ NULL, NULL },
+	};
+	struct table_loader tl = { chain, 0 };
+	struct tpl_loader loader = { table_load, &tl };
+	struct tpl_opts o = { .loader = &loader, .max_partial_depth = 3 };
+	t = tpl_compile("t", "{{>p1}}", 7, &o, &err);
+	T_EQ_STR(err.msg, "p3.mustache:1:1: partials nested deeper than 3 ('p4')");
+	tpl_free(t);
+	o.max_partial_depth = 4;
+	t = tpl_compile("t", "{{>p1}}", 7, &o, &err);
+	T_TRUE(t != NULL);
+	if (t)
+		T_EQ_STR(render_with(t, "{}", TPL_ESCAPE_NONE, 0), "end");
+	tpl_free(t);
+
+	o.max_partials = 2;
+	t = tpl_compile("t", "{{>p4}}{{>big}}\n{{>p1}}", 23, &o, &err);
+	T_EQ_STR(err.msg, "t:2:1: more than 2 partials");
+	tpl_free(t);
+
+	o.max_partials = 0;
+	o.max_source = 40;
+	t = tpl_compile("t", "01234567890123456789012345678901234567890", 41, &o, &err);
+	T_EQ_STR(err.msg, "t: template larger than 40 bytes");
+	tpl_free(t);
+	t = tpl_compile("t", "{{>big}}", 8, &o, &err);
+	T_EQ_STR(err.msg, "t:1:1: partial 'big' makes the template larger than 40 bytes");
+	tpl_free(t);
+}
+
+/* ---- the directory loader ---- */
+
+static char tmpdir[] = "/tmp/test_mustache.XXXXXX";
+
+static void write_file(const char *rel, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+		T_FAIL("cannot write %s: %s", path, strerror(errno));
+}
+
+static void test_dir_loader(void)
+{
+	char path[512];
+
+	if (!mkdtemp(tmpdir)) {
+		T_FAIL("mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof path, "%s/mail", tmpdir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof path, "%s/mail/parts", tmpdir);
+	mkdir(path, 0700);
+	write_file("secret.mustache", "SECRET");
+	write_file("mail/welcome.html", "{{<parts/layout}}{{$body}}Hi {{name}}{{/body}}{{/parts/layout}}\n");
+	write_file("mail/parts/layout.mustache", "<p>{{$body}}{{/body}}</p>{{>footer.txt}}");
+	write_file("mail/footer.txt", "\n-- {{>parts/sig}}");
+	write_file("mail/parts/sig.mustache", "volley");
+	write_file("mail/escape.html", "{{>../secret}}");
+	write_file("mail/absolute.html", "{{>/etc/passwd}}");
+	write_file("mail/link.html", "x\n {{>outside}}");
+	write_file("mail/missing.html", "x\n {{>nowhere}}");
+	write_file("mail/huge.html", "{{>huge}}");
+	char big[TPL_DEFAULT_MAX_FILE / 1024 + 2];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	snprintf(path, sizeof path, "%s/mail/huge.mustache", tmpdir);
+	FILE *f = fopen(path, "w");
+	for (int i = 0; f && i < 1025; i++)
+		fputs(big, f);
+	if (f)
+		fclose(f);
+	char target[512];
+	snprintf(target, sizeof target, "%s/secret.mustache", tmpdir);
+	snprintf(path, sizeof path, "%s/mail/outside.mustache", tmpdir);
+	if (symlink(target, path) != 0)
+		T_FAIL("symlink: %s", strerror(errno));
+
+	char file[512];
+	snprintf(file, sizeof file, "%s/mail/welcome.html", tmpdir);
+	struct tpl *t = tpl_compile_file(file, NULL, &err);
+	T_TRUE(t != NULL);
+	if (t)
+		T_EQ_STR(render_with(t, "{\"name\": \"Bo\"}", TPL_ESCAPE_HTML, 0),
+			 "<p>Hi Bo</p>\n-- volley");
+	tpl_free(t);
+
+	/* "@" stands for the folder, <tmpdir>/mail */
+	struct {
+		const char *file;
+		const char *want;
+	} refused[] = {
+		{ "escape.html", "@/escape.html:1:1: partial '../secret': not a name inside the template folder" },
+		{ "absolute.html", "@/absolute.html:1:1: partial '/etc/passwd': not a name inside the template folder" },
+		{ "link.html", "@/link.html:2:2: partial 'outside': @/outside.mustache leads outside @" },
+		{ "missing.html", "@/missing.html:2:2: missing partial 'nowhere'" },
+		{ "huge.html", "@/huge.html:1:1: partial 'huge': @/huge.mustache: larger than 1048576 bytes" },
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		char want[1024] = "";
+		for (const char *p = refused[i].want; *p; p++) {
+			size_t n = strlen(want);
+			if (*p == '@')
+				snprintf(want + n, sizeof want - n, "%s/mail", tmpdir);
+			else if (n + 1 < sizeof want)
+				want[n] = *p, want[n + 1] = '\0';
+		}
+		snprintf(file, sizeof file, "%s/mail/%s", tmpdir, refused[i].file);
+		t = tpl_compile_file(file, NULL, &err);
+		T_TRUE(t == NULL);
+		T_EQ_STR(err.msg, want);
+		tpl_free(t);
+	}
+	snprintf(file, sizeof file, "%s/mail/none.html", tmpdir);
+	t = tpl_compile_file(file, NULL, &err);
+	T_TRUE(t == NULL);
+	T_TRUE(strstr(err.msg, "none.html: No such file or directory") != NULL);
+
+	struct tpl_dir_loader dl;
+	char why[256];
+	snprintf(file, sizeof file, "%s/not-there", tmpdir);
+	T_EQ_INT(tpl_dir_loader_init(&dl, file, 0, why, sizeof why), -1);
+
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		T_FAIL("cannot remove %s", tmpdir);
+}
+
+/* ---- another data source: a flat row bound by symbol ---- */
+
+/* A CSV-like row: column names once per file, values per row. The adapter
+ * maps the template's symbols to columns once; a lookup is then an index. */
+struct row_source {
+	const char *const *columns;
+	size_t ncolumns;
+	long *column_of_sym;     /* per symbol: column, or -1 */
+	const char *const *values;
+};
+
+static int row_get(void *ud, struct tpl_val obj, const struct tpl_key *key, struct tpl_val *v)
+{
+	const struct row_source *rs = ud;
+
+	if (obj.ptr != rs)       /* only the row itself has members */
+		return 0;
+	long col = rs->column_of_sym[key->sym];
+	if (col < 0)
+		return 0;
+	*v = (struct tpl_val){ rs->values[col], 0 };
+	return 1;
+}
+
+static enum tpl_kind row_kind(void *ud, struct tpl_val v)
+{
+	return v.ptr == ud ? TPL_OBJECT : TPL_STRING;
+}
+
+static const char *row_text(void *ud, struct tpl_val v, char scratch[TPL_SCRATCH], size_t *len)
+{
+	*len = strlen(v.ptr);
+	return v.ptr;
+}
+
+static size_t row_list_len(void *ud, struct tpl_val v)
+{
+	return 0;
+}
+
+static struct tpl_val row_list_at(void *ud, struct tpl_val v, size_t i)
+{
+	return (struct tpl_val){ NULL, 0 };
+}
+
+static const struct tpl_data_ops row_ops = {
+	row_get, row_kind, row_text, row_list_len, row_list_at,
+};
+
+static void test_row_adapter(void)
+{
+	const char *tmpl = "Dear {{first}} {{last}},{{#coupon}} use {{coupon}}{{/coupon}}. {{first}}!";
+	struct tpl *t = compile_with(tmpl, NULL);
+	static const char *const columns[] = { "email", "last", "first", "coupon" };
+
+	T_TRUE(t != NULL);
+	if (!t)
+		return;
+	/* symbols: each distinct name once */
+	T_EQ_INT(tpl_symbol_count(t), 3);
+	long column_of_sym[3];
+	for (size_t s = 0; s < tpl_symbol_count(t); s++) {
+		size_t len;
+		const char *name = tpl_symbol(t, s, &len);
+		column_of_sym[s] = -1;
+		for (size_t c = 0; c < 4; c++)
+			if (strlen(columns[c]) == len && memcmp(columns[c], name, len) == 0)
+				column_of_sym[s] = (long)c;
+	}
+	T_TRUE(tpl_symbol(t, 3, &(size_t){ 0 }) == NULL);
+
+	static const char *const row1[] = { "a@x", "Lee", "Kim", "" };
+	static const char *const row2[] = { "b@x", "Doe", "Jo", "SAVE10" };
+	struct row_source rs = { columns, 4, column_of_sym, row1 };
+	struct tpl_data d = { &row_ops, &rs, { &rs, 0 } };
+	out.len = 0;
+	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out, &err), 0);
+	T_EQ_MEM(out.data, out.len, "Dear Kim Lee,. Kim!", 19);
+	rs.values = row2;
+	out.len = 0;
+	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out, &err), 0);
+	T_EQ_MEM(out.data, out.len, "Dear Jo Doe, use SAVE10. Jo!", 28);
+
+	/* the same program with JSON gives the same text */
+	T_EQ_STR(render_with(t, "{\"first\": \"Jo\", \"last\": \"Doe\", \"coupon\": \"SAVE10\"}",
+			     TPL_ESCAPE_NONE, 0),
+		 "Dear Jo Doe, use SAVE10. Jo!");
+	tpl_free(t);
+}
+
+/* ---- the scanner against a guard page ---- */
+
+/* Scans every tag of s[0..n) placed right before a PROT_NONE page. Returns
+ * the number of tags, or -1 at an error. */
+static int scan_all(const char *s, size_t n)
+{
+	char *p = guard_mem - n;
+	struct tpl_scan sc;
+	struct tpl_tag tag;
+	const char *why;
+	size_t at, pos = 0;
+	int tags = 0;
+
+	memcpy(p, s, n);
+	tpl_scan_init(&sc, p, n);
+	for (;;) {
+		int r = tpl_scan_next(&sc, pos, &tag, &why, &at);
+		if (r <= 0)
+			return r < 0 ? -1 : tags;
+		if (tag.end > n || tag.start < pos || tag.name + tag.name_len > tag.end)
+			return -2;
+		if (tag.type == '=' && tpl_scan_set_delims(&sc, &tag, &why) < 0)
+			return -1;
+		pos = tag.end;
+		tags++;
+	}
+}
+
+static void test_scan_guarded(void)
+{
+	static const char *const inputs[] = {
+		"Hi {{name}}, {{{raw}}} {{& amp }}\r\n{{#s}}\n  x\n{{/s}}{{! c }}{{=<% %>=}}<%x%><%{y}%>",
+		"{{<p}}\n  {{$b}}\n  body\n  {{/b}}\n{{/p}}\n{{>part}}  \n",
+		"{{=| |=}}|a||b||c||={{ }}=|{{d}}",
+	};
+	static const int want_tags[] = { 9, 5, 6 };
+
+	guard_init_size(1 << 16);
+	for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+		size_t n = strlen(inputs[i]);
+		T_EQ_INT(scan_all(inputs[i], n), want_tags[i]);
+		/* every prefix: a result, never a read past the end */
+		for (size_t k = 0; k < n; k++)
+			T_TRUE(scan_all(inputs[i], k) >= -1);
+	}
+
+	/* garbage made of the bytes that matter, compiled and rendered (with
+	 * data that nested sections cannot multiply) */
+	uint32_t seed = 0x2545f491;
+	static const char alphabet[] = "{{}}#^/!<>$&=. \n\rab*";
+	char buf[256];
+	for (int round = 0; round < 20000; round++) {
+		size_t n = xorshift32(&seed) % sizeof buf;
+		for (size_t k = 0; k < n; k++)
+			buf[k] = alphabet[xorshift32(&seed) % (sizeof alphabet - 1)];
+		T_TRUE(scan_all(buf, n) >= -1);
+		struct tpl_opts o = { .missing_partial_empty = 1 };
+		struct tpl *t = tpl_compile("g", guard_mem - n, n, &o, &err);
+		if (t) {
+			json_t *j = json_loads("{\"a\": {\"b\": \"<\"}, \"b\": true}", 0, NULL);
+			struct tpl_data d = tpl_json_data(j);
+			out.len = 0;
+			T_TRUE(tpl_render(t, &d, TPL_ESCAPE_HTML, 0, &out, &err) == 0 ||
+			       strstr(err.msg, "nesting deeper") != NULL);
+			json_decref(j);
+		}
+		tpl_free(t);
+	}
 }
 
 int main(void)
 {
-	T_EQ_STR(render("Hi {{name}}!", "{\"name\":\"<b>\"}", TPL_ESCAPE_HTML), "Hi &lt;b&gt;!");
+	tpl_buf_init(&out, 0);
+	test_errors();
+	test_errors_in_partials();
+	test_missing_partial_empty();
+	test_escape_modes();
+	test_render_cases();
+	test_partials_and_layouts();
+	test_loaded_once();
+	test_strict();
+	test_output_cap();
+	test_compile_bounds();
+	test_dir_loader();
+	test_row_adapter();
+	test_scan_guarded();
+	tpl_buf_free(&out);
 	return t_done("test_mustache");
 }
