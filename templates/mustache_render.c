@@ -2,7 +2,11 @@
  * TPL_DEPTH_MAX); the context stack, the indentation and the overrides in
  * force are frames linked on the C stack, so nothing is allocated but
  * output. Literal text is copied with memcpy in whole runs; it is scanned
- * for line ends only inside an indented partial or block. */
+ * for line ends only inside an indented partial or block.
+ *
+ * Names found in the root object are memoised for the render by symbol
+ * number: a recipient's {{first_name}} costs the adapter one lookup (one
+ * hash, for JSON) however often the template uses it. */
 #include "templates/mustache_prog.h"
 
 #include <stdlib.h>
@@ -28,6 +32,12 @@ struct ovr {
 	const struct ovr *up;
 };
 
+/* Symbols below this have their root lookup memoised (numbers are given in
+ * order of first use, so these are a template's first names). */
+#define ROOT_MEMO 64
+
+enum { MEMO_UNKNOWN, MEMO_FOUND, MEMO_MISSING };
+
 struct render {
 	const struct tpl *t;
 	const struct tpl_data_ops *ops;
@@ -40,6 +50,8 @@ struct render {
 	int pending;           /* at the start of a line of template text: the
 				* indentation goes out before anything else */
 	unsigned depth;
+	uint8_t memo_state[ROOT_MEMO];
+	struct tpl_val memo[ROOT_MEMO];   /* valid where memo_state says found */
 };
 
 /* ---- output ---- */
@@ -65,6 +77,7 @@ static const char *main_file(const struct tpl *t)
 }
 
 /* Makes room for n more bytes, within the cap. Returns 0 or -1. */
+__attribute__((noinline, cold))
 static int grow(struct render *r, size_t n)
 {
 	struct tpl_buf *b = r->out;
@@ -89,7 +102,7 @@ static int grow(struct render *r, size_t n)
 	return 0;
 }
 
-static int put(struct render *r, const char *s, size_t n)
+static inline int put(struct render *r, const char *s, size_t n)
 {
 	struct tpl_buf *b = r->out;
 
@@ -162,10 +175,25 @@ static int put_html(struct render *r, const char *s, size_t n)
 
 /* ---- data ---- */
 
+/* Member k of the root (the last context), through the memo. */
+static int get_root(struct render *r, struct tpl_val root, const struct tpl_key *k,
+		    struct tpl_val *v)
+{
+	if (k->sym >= ROOT_MEMO)
+		return r->ops->get(r->ud, root, k, v);
+	uint8_t *state = &r->memo_state[k->sym];
+	if (*state == MEMO_UNKNOWN)
+		*state = r->ops->get(r->ud, root, k, &r->memo[k->sym]) ? MEMO_FOUND : MEMO_MISSING;
+	if (*state == MEMO_MISSING)
+		return 0;
+	*v = r->memo[k->sym];
+	return 1;
+}
+
 /* Resolves a name in the context stack: the first part in the innermost
  * context that has it, the other parts each in the value before. Returns 1
  * and sets *v, or 0 when it is missing. */
-static int lookup(const struct render *r, const struct tpl_name *nm, const struct ctx *cx,
+static int lookup(struct render *r, const struct tpl_name *nm, const struct ctx *cx,
 		  struct tpl_val *v)
 {
 	const struct tpl_key *k = &r->t->keys[nm->first];
@@ -174,10 +202,10 @@ static int lookup(const struct render *r, const struct tpl_name *nm, const struc
 		*v = cx->v;
 		return 1;
 	}
-	for (; cx; cx = cx->up)
+	for (; cx->up; cx = cx->up)
 		if (r->ops->get(r->ud, cx->v, k, v))
 			break;
-	if (!cx)
+	if (!cx->up && !get_root(r, cx->v, k, v))
 		return 0;
 	for (uint32_t i = 1; i < nm->nparts; i++)
 		if (!r->ops->get(r->ud, *v, &k[i], v))
@@ -419,13 +447,21 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
 	       unsigned flags, struct tpl_buf *out, struct tpl_error *err)
 {
-	struct render r = {
-		.t = t, .ops = d->ops, .ud = d->ud, .esc = esc, .flags = flags,
-		.out = out, .err = err,
-	};
+	struct render r;   /* not zeroed whole: the memo's values need no init */
 	struct ctx root = { d->root, NULL };
 	size_t start = out->len;
 
+	r.t = t;
+	r.ops = d->ops;
+	r.ud = d->ud;
+	r.esc = esc;
+	r.flags = flags;
+	r.out = out;
+	r.err = err;
+	r.indent = NULL;
+	r.pending = 0;
+	r.depth = 0;
+	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;
 	int rc = render_range(&r, t->units[0].begin, t->units[0].end, &root, NULL);

@@ -244,6 +244,11 @@ static const struct render_case render_cases[] = {
 	  "a:1, b:2" },
 	{ "{{#l}}{{#.}}{{.}}{{/.}};{{/l}}", "{\"l\": [[1, 2], [], [3]]}", "12;;3;" },
 	{ "{{#o}}{{a}}{{b}}{{/o}}", "{\"o\": {\"a\": \"in\"}, \"b\": \"out\"}", "inout" },
+	/* root names are memoised per render: inner contexts still shadow them,
+	 * and a miss at the root is remembered as a miss */
+	{ "{{a}}{{#o}}{{a}}{{/o}}{{a}}", "{\"a\": \"out\", \"o\": {\"a\": \"in\"}}", "outinout" },
+	{ "{{x}}{{#o}}{{x}}{{/o}}{{x}}", "{\"o\": {\"x\": 1}}", "1" },
+	{ "{{#l}}{{v}}{{/l}}{{v}}", "{\"v\": \"r\", \"l\": [{\"v\": 1}, {}, {\"v\": 2}]}", "1r2r" },
 	/* a root that is not an object */
 	{ "{{.}}|{{x}}", "\"top\"", "top|" },
 	{ "{{#.}}<{{.}}>{{/.}}", "[\"a\", \"b\"]", "<a><b>" },
@@ -269,6 +274,8 @@ static const char *const layout_partials[][2] = {
 	{ "wrap", "  {{>inline}} {{>inline}}\n" },
 	{ "frame", "({{$a}}frame{{/a}})" },
 	{ "me", "{{>me}}" },
+	{ "lines", "{{>word}}\nnext\n" },
+	{ "word", "w" },
 	{ NULL, NULL },
 };
 
@@ -286,6 +293,9 @@ static void test_partials_and_layouts(void)
 	T_EQ_STR(render("{{>list}}", "{\"name\": \"a\", \"sub\": {\"name\": \"b\", \"sub\": {\"name\": \"c\", \"sub\": null}}}",
 			TPL_ESCAPE_HTML, 0, p),
 		 "<ul>\n  <li>a</li>\n    <li>b</li>\n      <li>c</li>\n</ul>\n");
+	/* after a standalone partial the next line of its container is
+	 * indented, even when the partial did not end its last line */
+	T_EQ_STR(render("  {{>lines}}", "{}", TPL_ESCAPE_HTML, 0, p), "  w  next\n");
 	/* a partial in the middle of a line is not indented by its container */
 	T_EQ_STR(render("  {{>wrap}}", "{}", TPL_ESCAPE_HTML, 0, p), "    a\nb a\nb\n");
 	/* an override that itself uses the same parent: rendered with the
@@ -316,6 +326,29 @@ static void test_loaded_once(void)
 					     TPL_ESCAPE_HTML, 0),
 				 "[t]\n  [u]\n[t]\n  [u]\n<li></li>\n");
 		T_EQ_INT(tl.loads, 2);
+	}
+	tpl_free(t);
+}
+
+/* Names past the memo (symbols 64 and up) are looked up each time. */
+static void test_many_names(void)
+{
+	char tmpl[4096] = "", vars[2048] = "{", want[512] = "";
+
+	for (int i = 0; i < 80; i++) {
+		size_t n = strlen(tmpl);
+		snprintf(tmpl + n, sizeof tmpl - n, "{{v%d}}{{#o}}{{v%d}}{{/o}}", i, i);
+		n = strlen(vars);
+		snprintf(vars + n, sizeof vars - n, "\"v%d\": %d, ", i, i % 10);
+		n = strlen(want);
+		snprintf(want + n, sizeof want - n, "%d%d", i % 10, i % 10);
+	}
+	strcat(vars, "\"o\": true}");
+	struct tpl *t = compile_with(tmpl, NULL);
+	T_TRUE(t != NULL);
+	if (t) {
+		T_EQ_INT(tpl_symbol_count(t), 81);
+		T_EQ_STR(render_with(t, vars, TPL_ESCAPE_HTML, TPL_RENDER_STRICT), want);
 	}
 	tpl_free(t);
 }
@@ -728,6 +761,7 @@ int main(void)
 	test_render_cases();
 	test_partials_and_layouts();
 	test_loaded_once();
+	test_many_names();
 	test_strict();
 	test_output_cap();
 	test_compile_bounds();
