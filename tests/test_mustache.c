@@ -380,6 +380,12 @@ static void test_strict(void)
 	/* not fatal: the same program renders the next recipient */
 	T_EQ_STR(render_with(t, full, TPL_ESCAPE_HTML, TPL_RENDER_STRICT), "Hello Ann,\n  #1: pen\n");
 
+	/* a miss at the root is remembered as a miss, not as a value */
+	struct tpl *twice = compile_with("{{^x}}-{{/x}}{{x}}", NULL);
+	T_EQ_STR(render_with(twice, "{}", TPL_ESCAPE_HTML, TPL_RENDER_STRICT),
+		 "t.mustache:1:14: no value for 'x'");
+	tpl_free(twice);
+
 	/* null is a value; a missing section name is false, strict or not */
 	T_EQ_STR(render_with(t, "{\"name\": null}", TPL_ESCAPE_HTML, TPL_RENDER_STRICT), "Hello ,\n");
 	tpl_free(t);
