@@ -21,7 +21,12 @@
  * comments, partials, set delimiters, and inheritance ({{<parent}} with
  * {{$block}} overrides, {{$block}}default{{/block}}), with the standalone
  * line rules, partial indentation and block reindentation of the spec.
- * Lambdas do not apply to C data; dynamic names ({{>*x}}) are not supported.
+ * Lambdas do not apply to C data.
+ *
+ * Dynamic names ({{>*name}}, and {{<*name}} closed by the same name) take
+ * the partial's name from the data at render, among the partials the
+ * program holds: those a tag names and those tpl_opts.preload lists
+ * (rendering never loads).
  *
  * Where the spec leaves the choice to the implementation:
  *   - falsey are: a missing name, null, false, an empty list and an empty
@@ -108,6 +113,8 @@ int tpl_dir_load(void *ud, const char *name, struct tpl_partial *out, char *err,
 struct tpl_opts {
 	const struct tpl_loader *loader;  /* NULL: no partial can be found */
 	int missing_partial_empty;        /* a missing partial renders "" instead of failing */
+	const char *const *preload;       /* NULL-terminated partial names to compile even
+					   * when no tag names them, for {{>*name}} */
 	unsigned max_partials;            /* 0: TPL_DEFAULT_MAX_PARTIALS */
 	unsigned max_partial_depth;       /* 0: TPL_DEFAULT_MAX_PARTIAL_DEPTH */
 	size_t max_source;                /* 0: TPL_DEFAULT_MAX_SOURCE */
@@ -199,7 +206,8 @@ enum tpl_escape {
 	TPL_ESCAPE_NONE,    /* text/plain parts and headers: nothing is escaped */
 };
 
-/* A name an interpolation cannot find fails the render (sections and
+/* A name an interpolation or a dynamic name cannot find fails the render,
+ * and so does a dynamic name whose partial the program lacks (sections and
  * inverted sections still take a missing name as false). */
 #define TPL_RENDER_STRICT 0x1u
 

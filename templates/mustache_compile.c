@@ -269,36 +269,58 @@ static long add_name(struct comp *c, const struct tpl_tag *tag)
 	return (long)t->nnames++;
 }
 
-/* The unit of the partial named by tag, added (to be compiled later) when
- * new. Returns its number or -1. */
-static long find_unit(struct comp *c, const struct tpl_tag *tag)
+/* The unit of the partial called pool[off..off+len), first named by the
+ * unit being compiled at line:col (0:0 for a preloaded name); added, to be
+ * compiled later, when new. Returns its number or -1. */
+static long find_unit(struct comp *c, uint32_t off, uint32_t len, unsigned line, unsigned col)
 {
 	struct tpl *t = c->t;
-	const char *name = c->s + tag->name;
-	size_t len = tag->name_len;
+	const char *name = t->pool + off;
+	const char *file = unit_file(c, c->unit);
 
-	if (name[0] == '*')
-		return fail_at(c, tag->start, "dynamic names ('%.*s') are not supported",
-			       (int)len, name);
 	for (size_t u = 1; u < t->nunits; u++) {
 		const struct tpl_unit *un = &t->units[u];
 		if (un->name_len == len && memcmp(t->pool + un->name_off, name, len) == 0)
 			return (long)u;
 	}
-	if (t->nunits > c->o.max_partials)
-		return fail_at(c, tag->start, "more than %u partials", c->o.max_partials);
+	if (t->nunits > c->o.max_partials) {
+		tpl_set_error(c->err, file, line, col, "more than %u partials", c->o.max_partials);
+		return -1;
+	}
 	uint32_t depth = t->units[c->unit].depth + 1;
-	if (depth > c->o.max_partial_depth)
-		return fail_at(c, tag->start, "partials nested deeper than %u ('%.*s')",
-			       c->o.max_partial_depth, (int)len, name);
+	if (depth > c->o.max_partial_depth) {
+		tpl_set_error(c->err, file, line, col, "partials nested deeper than %u ('%.*s')",
+			      c->o.max_partial_depth, (int)len, name);
+		return -1;
+	}
 	if (reserve((void **)&t->units, &c->units_cap, t->nunits, sizeof *t->units) < 0)
 		return oom(c);
-	const struct tpl_lc *lc = tpl_lc_at(&c->lc, c->s, tag->start);
 	t->units[t->nunits] = (struct tpl_unit){
-		.name_off = (uint32_t)(c->base + tag->name), .name_len = (uint32_t)len,
-		.depth = depth, .ref_unit = c->unit, .ref_line = lc->line, .ref_col = lc->col,
+		.name_off = off, .name_len = len, .depth = depth,
+		.ref_unit = c->unit, .ref_line = line, .ref_col = col,
 	};
 	return (long)t->nunits++;
+}
+
+/* What a partial or parent tag includes: its unit, or for a dynamic name
+ * ("*name", blanks allowed after the star) the name whose value names the
+ * unit at render, with *dynamic set. Returns the number or -1. */
+static long include_target(struct comp *c, const struct tpl_tag *tag, int *dynamic)
+{
+	*dynamic = c->s[tag->name] == '*';
+	if (!*dynamic) {
+		const struct tpl_lc *lc = tpl_lc_at(&c->lc, c->s, tag->start);
+		return find_unit(c, (uint32_t)(c->base + tag->name), (uint32_t)tag->name_len,
+				 lc->line, lc->col);
+	}
+	struct tpl_tag name = *tag;
+	do {
+		name.name++;
+		name.name_len--;
+	} while (name.name_len && tpl_is_space(c->s[name.name]));
+	if (check_name(c, &name) < 0)
+		return -1;
+	return add_name(c, &name);
 }
 
 /* ---- tags ---- */
@@ -428,7 +450,9 @@ static long compile_tag(struct comp *c, const struct tpl_tag *tag, size_t pos)
 	if (r < 0)
 		return -1;
 
-	if (ty != '!' && ty != '=' && check_name(c, tag) < 0)
+	/* a dynamic name may have blanks after its star */
+	int star = (ty == '>' || ty == '<') && tag->name_len && c->s[tag->name] == '*';
+	if (ty != '!' && ty != '=' && !star && check_name(c, tag) < 0)
 		return -1;
 
 	switch (ty) {
@@ -462,14 +486,16 @@ static long compile_tag(struct comp *c, const struct tpl_tag *tag, size_t pos)
 	}
 
 	case '>': case '<': {
-		long u = find_unit(c, tag);
+		int dynamic;
+		long target = include_target(c, tag, &dynamic);
 		long last = (long)c->t->nops - 1;
-		if (u < 0 || (i = add_op(c, ty == '>' ? TPL_OP_PARTIAL : TPL_OP_PARENT, tag->start)) < 0)
+		if (target < 0 || (i = add_op(c, ty == '>' ? TPL_OP_PARTIAL : TPL_OP_PARENT, tag->start)) < 0)
 			return -1;
-		c->t->ops[i].a = (uint32_t)u;
+		c->t->ops[i].a = (uint32_t)target;
+		c->t->ops[i].flags = dynamic ? TPL_F_DYNAMIC : 0;
 		if (ty == '>') {
 			if (standalone) {
-				c->t->ops[i].flags = TPL_F_STANDALONE;
+				c->t->ops[i].flags |= TPL_F_STANDALONE;
 				set_indent(c, i, tag->ws_start, tag->start - tag->ws_start);
 			}
 			return (long)next;
@@ -562,9 +588,9 @@ static int compile_unit(struct comp *c, uint32_t u)
 
 /* ---- units and their sources ---- */
 
-/* Appends src to the pool as unit u's source. Returns 0, 1 when the pool
- * would grow past max_source, or -1 (out of memory, reported). */
-static int add_source(struct comp *c, uint32_t u, const char *src, size_t len)
+/* Appends src to the pool at *off. Returns 0, 1 when the pool would grow
+ * past max_source, or -1 (out of memory, reported). */
+static int pool_append(struct comp *c, const char *src, size_t len, uint32_t *off)
 {
 	struct tpl *t = c->t;
 
@@ -582,9 +608,41 @@ static int add_source(struct comp *c, uint32_t u, const char *src, size_t len)
 	}
 	if (len)
 		memcpy(t->pool + t->pool_len, src, len);
-	t->units[u].off = (uint32_t)t->pool_len;
-	t->units[u].len = (uint32_t)len;
+	*off = (uint32_t)t->pool_len;
 	t->pool_len += len;
+	return 0;
+}
+
+/* Appends src to the pool as unit u's source; returns as pool_append. */
+static int add_source(struct comp *c, uint32_t u, const char *src, size_t len)
+{
+	uint32_t off;
+	int r = pool_append(c, src, len, &off);
+
+	if (r == 0) {
+		c->t->units[u].off = off;
+		c->t->units[u].len = (uint32_t)len;
+	}
+	return r;
+}
+
+/* Adds the partials opts.preload names, for dynamic names to find. */
+static int preload(struct comp *c)
+{
+	for (const char *const *p = c->o.preload; p && *p; p++) {
+		size_t len = strlen(*p);
+		uint32_t off;
+		if (len == 0 || len > TPL_NAME_MAX) {
+			tpl_set_error(c->err, unit_file(c, 0), 0, 0, "bad partial name to preload '%s'", *p);
+			return -1;
+		}
+		int r = pool_append(c, *p, len, &off);
+		if (r > 0)
+			tpl_set_error(c->err, unit_file(c, 0), 0, 0, "template larger than %zu bytes",
+				      c->o.max_source);
+		if (r || find_unit(c, off, (uint32_t)len, 0, 0) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -664,7 +722,7 @@ struct tpl *tpl_compile(const char *file, const char *src, size_t len,
 	int r = add_source(&c, 0, src, len);
 	if (r > 0)
 		tpl_set_error(err, file, 0, 0, "template larger than %zu bytes", c.o.max_source);
-	if (r)
+	if (r || preload(&c) < 0)
 		goto fail;
 
 	for (uint32_t u = 0; u < t->nunits; u++) {

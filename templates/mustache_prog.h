@@ -17,9 +17,11 @@ enum tpl_opcode {
 	TPL_OP_VAR,       /* a: name; TPL_F_RAW */
 	TPL_OP_SECTION,   /* a: name, b: index past the body */
 	TPL_OP_INVERTED,  /* a: name, b: index past the body */
-	TPL_OP_PARTIAL,   /* a: unit, c/d: indentation (pool offset/length); TPL_F_STANDALONE */
-	TPL_OP_PARENT,    /* a: unit, b: index past the overrides, c/d: indentation;
-			   * TPL_F_STANDALONE; its body holds only TPL_OP_OVERRIDE */
+	TPL_OP_PARTIAL,   /* a: unit (with TPL_F_DYNAMIC: the name whose value names
+			   * it), c/d: indentation (pool offset/length); TPL_F_STANDALONE */
+	TPL_OP_PARENT,    /* a: as PARTIAL, b: index past the overrides, c/d:
+			   * indentation; TPL_F_STANDALONE; its body holds only
+			   * TPL_OP_OVERRIDE */
 	TPL_OP_BLOCK,     /* a place a parent's child may fill: a: block id, b: index
 			   * past the default content, c/d: indentation of what fills
 			   * it; TPL_F_STANDALONE, TPL_F_CLOSE_STANDALONE */
@@ -29,6 +31,7 @@ enum tpl_opcode {
 #define TPL_F_RAW              0x1   /* {{{x}}} or {{&x}} */
 #define TPL_F_STANDALONE       0x2   /* the tag's line was removed: indent from the start */
 #define TPL_F_CLOSE_STANDALONE 0x4   /* the closing tag's line was removed */
+#define TPL_F_DYNAMIC          0x8   /* {{>*name}}: the unit is found at render */
 
 struct tpl_op {
 	uint8_t code;
@@ -50,8 +53,7 @@ struct tpl_unit {
 	uint32_t begin, end;     /* ops */
 	uint32_t name_off, name_len;  /* the partial name (pool), 0/0 for the main template */
 	uint32_t depth;          /* partial nesting at compile */
-	uint32_t ref_unit, ref_line, ref_col;  /* first tag that named it */
-	int loaded;
+	uint32_t ref_unit, ref_line, ref_col;  /* first tag that named it (0:0: preloaded) */
 	char *file;
 };
 

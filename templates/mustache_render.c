@@ -279,6 +279,47 @@ static int render_body(struct render *r, const struct tpl_op *op, uint32_t begin
 	return rc;
 }
 
+/* The strict-mode error for a name that is not there. Returns -1. */
+static int no_value(struct render *r, const struct tpl_op *op)
+{
+	const struct tpl_name *nm = &r->t->names[op->a];
+
+	tpl_set_error(r->err, r->t->units[op->unit].file, op->line, op->col,
+		      "no value for '%.*s'", (int)nm->len, r->t->pool + nm->off);
+	return -1;
+}
+
+/* The partial a dynamic name's value names, among the program's: sets *u,
+ * NULL when there is none (an error when strict). Returns 0 or -1. */
+static int dynamic_unit(struct render *r, const struct tpl_op *op, const struct ctx *cx,
+			const struct tpl_unit **u)
+{
+	const struct tpl *t = r->t;
+	char scratch[TPL_SCRATCH];
+	const char *s = NULL;
+	size_t len = 0;
+	struct tpl_val v;
+
+	*u = NULL;
+	if (lookup(r, &t->names[op->a], cx, &v) && r->ops->kind(r->ud, v) == TPL_STRING)
+		s = r->ops->text(r->ud, v, scratch, &len);
+	if (!s)
+		return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
+	for (size_t i = 1; i < t->nunits; i++) {
+		if (t->units[i].name_len == len && memcmp(t->pool + t->units[i].name_off, s, len) == 0) {
+			*u = &t->units[i];
+			return 0;
+		}
+	}
+	if (!(r->flags & TPL_RENDER_STRICT))
+		return 0;
+	const struct tpl_name *nm = &t->names[op->a];
+	tpl_set_error(r->err, t->units[op->unit].file, op->line, op->col,
+		      "no partial '%.*s' (the value of '%.*s')", (int)(len < 200 ? len : 200), s,
+		      (int)nm->len, t->pool + nm->off);
+	return -1;
+}
+
 /* A partial or parent: standing alone on its line it is indented by the
  * whitespace its tag had; in the middle of a line it is not indented at all
  * (the spec indents the lines of a partial's own text). */
@@ -290,19 +331,23 @@ static int include(struct render *r, const struct tpl_op *op, const struct ctx *
 	struct indent in;
 	int rc;
 
+	if ((op->flags & TPL_F_DYNAMIC) && dynamic_unit(r, op, cx, &u) < 0)
+		return -1;
+	uint32_t begin = u ? u->begin : 0, end = u ? u->end : 0;
+
 	if (op->flags & TPL_F_STANDALONE) {
 		if (op->d) {
 			in = (struct indent){ r->t->pool + op->c, op->d, saved };
 			r->indent = &in;
 		}
 		r->pending = 1;
-		rc = render_body(r, op, u->begin, u->end, cx, ov);
+		rc = render_body(r, op, begin, end, cx, ov);
 		r->pending = 1;   /* its line end was taken with it */
 	} else {
 		if (flush_indent(r) < 0)
 			return -1;
 		r->indent = NULL;
-		rc = render_body(r, op, u->begin, u->end, cx, ov);
+		rc = render_body(r, op, begin, end, cx, ov);
 		r->pending = 0;
 	}
 	r->indent = saved;
@@ -382,19 +427,13 @@ static int section(struct render *r, uint32_t i, const struct ctx *cx, const str
 
 static int variable(struct render *r, const struct tpl_op *op, const struct ctx *cx)
 {
-	const struct tpl_name *nm = &r->t->names[op->a];
 	struct tpl_val v;
 
 	if (flush_indent(r) < 0)
 		return -1;
-	if (lookup(r, nm, cx, &v))
+	if (lookup(r, &r->t->names[op->a], cx, &v))
 		return put_value(r, v, op->flags & TPL_F_RAW);
-	if (r->flags & TPL_RENDER_STRICT) {
-		tpl_set_error(r->err, r->t->units[op->unit].file, op->line, op->col,
-			      "no value for '%.*s'", (int)nm->len, r->t->pool + nm->off);
-		return -1;
-	}
-	return 0;
+	return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
 }
 
 static int render_range(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,

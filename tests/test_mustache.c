@@ -122,7 +122,9 @@ static const struct error_case error_cases[] = {
 	{ "{{a.}}", 1, 1, "t.mustache:1:1: bad name 'a.'" },
 	{ "x\n {{> footer}}", 2, 2, "t.mustache:2:2: missing partial 'footer'" },
 	{ "{{<layout}}{{/layout}}", 1, 1, "t.mustache:1:1: missing partial 'layout'" },
-	{ "{{>*name}}", 1, 1, "t.mustache:1:1: dynamic names ('*name') are not supported" },
+	{ "{{>* }}", 1, 1, "t.mustache:1:1: empty tag" },
+	{ "{{>*a b}}", 1, 1, "t.mustache:1:1: tag name 'a b' holds whitespace" },
+	{ "{{<*a}}{{/a}}", 1, 8, "t.mustache:1:8: close tag 'a' does not match parent '*a' opened at 1:1" },
 	{ "{{<base}}\n  {{name}}\n{{/base}}", 2, 3,
 	  "t.mustache:2:3: only blocks may appear inside parent 'base'" },
 	{ "{{<base}}{{#s}}{{/s}}{{/base}}", 1, 10,
@@ -350,6 +352,56 @@ static void test_many_names(void)
 		T_EQ_INT(tpl_symbol_count(t), 81);
 		T_EQ_STR(render_with(t, vars, TPL_ESCAPE_HTML, TPL_RENDER_STRICT), want);
 	}
+	tpl_free(t);
+}
+
+/* Dynamic names pick among the partials the program holds: named by a tag
+ * or preloaded. */
+static void test_dynamic_names(void)
+{
+	static const char *const parts[][2] = {
+		{ "text", "{{content}}\n" }, { "image", "<img src=\"{{url}}\">\n" },
+		{ "box", "[{{$in}}-{{/in}}]" }, { NULL, NULL },
+	};
+	static const char *const preload[] = { "text", "image", NULL };
+	struct table_loader tl = { parts, 0 };
+	struct tpl_loader loader = { table_load, &tl };
+	struct tpl_opts o = { .loader = &loader, .preload = preload };
+	const char *tmpl = "{{#items}}\n  {{>*kind}}\n{{/items}}\n{{<*frame}}{{$in}}{{x}}{{/in}}{{/*frame}}";
+	struct tpl *t = tpl_compile("t.mustache", tmpl, strlen(tmpl), &o, &err);
+
+	T_TRUE(t != NULL);
+	if (!t)
+		return;
+	T_EQ_INT(tl.loads, 2);
+	const char *items = "{\"items\": [{\"kind\": \"text\", \"content\": \"hi\"},"
+			    " {\"kind\": \"image\", \"url\": \"a.png\"}], \"frame\": \"text\", \"content\": \"c\"";
+	char vars[512];
+	snprintf(vars, sizeof vars, "%s}", items);
+	T_EQ_STR(render_with(t, vars, TPL_ESCAPE_HTML, TPL_RENDER_STRICT),
+		 "  hi\n  <img src=\"a.png\">\nc\n");
+	/* a name the program has no partial for: nothing, or an error when strict */
+	snprintf(vars, sizeof vars, "{\"items\": [{\"kind\": \"video\"}], \"frame\": \"text\", \"content\": \"c\"}");
+	T_EQ_STR(render_with(t, vars, TPL_ESCAPE_HTML, 0), "c\n");
+	T_EQ_STR(render_with(t, vars, TPL_ESCAPE_HTML, TPL_RENDER_STRICT),
+		 "t.mustache:2:3: no partial 'video' (the value of 'kind')");
+	T_EQ_STR(render_with(t, "{\"items\": [{}]}", TPL_ESCAPE_HTML, TPL_RENDER_STRICT),
+		 "t.mustache:2:3: no value for 'kind'");
+	tpl_free(t);
+
+	/* a dynamic parent takes the overrides of its tag pair */
+	t = tpl_compile("t.mustache", "{{<*p}}{{$in}}{{x}}{{/in}}{{/*p}}{{>box}}", 41, &o, &err);
+	T_TRUE(t != NULL);
+	if (t)
+		T_EQ_STR(render_with(t, "{\"p\": \"box\", \"x\": 1}", TPL_ESCAPE_HTML, 0), "[1][-]");
+	tpl_free(t);
+
+	/* preloading a partial that is not there fails like a missing one */
+	static const char *const absent[] = { "text", "nowhere", NULL };
+	o.preload = absent;
+	t = tpl_compile("t.mustache", "x", 1, &o, &err);
+	T_TRUE(t == NULL);
+	T_EQ_STR(err.msg, "t.mustache: missing partial 'nowhere'");
 	tpl_free(t);
 }
 
@@ -768,6 +820,7 @@ int main(void)
 	test_partials_and_layouts();
 	test_loaded_once();
 	test_many_names();
+	test_dynamic_names();
 	test_strict();
 	test_output_cap();
 	test_compile_bounds();
