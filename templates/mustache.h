@@ -13,9 +13,10 @@
  * hash alike. Every name part carries a symbol number, the same for the
  * same text anywhere in the program: an adapter whose field names are known
  * before rendering (a CSV header) maps symbols to fields once and then looks
- * up by index, with no hashing per render.
+ * up by index, with no hashing per render. Others (JSON) are asked once per
+ * render for each name found in the root object, however often it is used.
  *
- * The language is the mustache spec v1.4: variables ({{x}} escaped by the
+ * The language is the mustache spec (tests/conformance/mustache): variables ({{x}} escaped by the
  * render's escape mode, {{{x}}} and {{&x}} raw), dotted names, {{.}},
  * sections over lists, objects and truthy values, inverted sections,
  * comments, partials, set delimiters, and inheritance ({{<parent}} with

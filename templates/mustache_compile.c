@@ -438,16 +438,12 @@ static long compile_tag(struct comp *c, const struct tpl_tag *tag, size_t pos)
 			       (int)top->tag.name_len, c->s + top->tag.name);
 
 	/* the text before the tag (between the blocks of a parent, ignored) */
-	int r = 0;
-	if (in_parent)
-		r = 0;
-	else if (ty == '/' && top && top->type == 'o')
-		r = emit_text(c, pos, tag->clear_left ? tag->ws_start : tag->start);
+	size_t text_end = standalone ? tag->ws_start : tag->start;
+	if (ty == '/' && top && top->type == 'o')
+		text_end = tag->clear_left ? tag->ws_start : tag->start;
 	else if (ty == '<')
-		r = emit_text(c, pos, tag->start);   /* taken back if the pair stands alone */
-	else
-		r = emit_text(c, pos, standalone ? tag->ws_start : tag->start);
-	if (r < 0)
+		text_end = tag->start;   /* taken back if the pair stands alone */
+	if (!in_parent && emit_text(c, pos, text_end) < 0)
 		return -1;
 
 	/* a dynamic name may have blanks after its star */
