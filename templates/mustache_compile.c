@@ -661,6 +661,11 @@ static int load_unit(struct comp *c, uint32_t u)
 		tpl_set_error(c->err, ref, un->ref_line, un->ref_col, "partial '%s': %s", name, why);
 		return -1;
 	}
+	if (r == 0 && !p.text && p.len) {
+		tpl_set_error(c->err, ref, un->ref_line, un->ref_col,
+			      "partial '%s': the loader gave a length without text", name);
+		return -1;
+	}
 	if (r == TPL_NOT_FOUND && !c->o.missing_partial_empty) {
 		tpl_set_error(c->err, ref, un->ref_line, un->ref_col, "missing partial '%s'", name);
 		return -1;

@@ -87,7 +87,12 @@ int tpl_scan_next(const struct tpl_scan *sc, size_t pos, struct tpl_tag *tag,
 
 	const char *c = content <= n ? memmem(s + content, n - content, closer, closer_len) : NULL;
 	if (!c) {
-		*why = "unclosed tag";
+		/* a closing delimiter without its mark is a malformed tag, not
+		 * a missing end */
+		int unmarked = mark && memmem(s + content, n - content, sc->close, sc->close_len);
+		*why = !unmarked ? "unclosed tag"
+		       : type == '=' ? "a set-delimiter tag must end with '=' before its closing delimiter"
+		       : "a triple mustache must end with '}' before its closing delimiter";
 		*at = start;
 		return -1;
 	}

@@ -105,7 +105,11 @@ static const struct error_case error_cases[] = {
 	  "t.mustache:3:3: close tag 'a' does not match section 'b' opened at 2:3" },
 	{ "x {{/a}}", 1, 3, "t.mustache:1:3: close tag 'a' without an open section" },
 	{ "ab\ncd {{name", 2, 4, "t.mustache:2:4: unclosed tag" },
-	{ "{{{name}}", 1, 1, "t.mustache:1:1: unclosed tag" },
+	{ "{{{name}}", 1, 1,
+	  "t.mustache:1:1: a triple mustache must end with '}' before its closing delimiter" },
+	{ "{{{name", 1, 1, "t.mustache:1:1: unclosed tag" },
+	{ "x\n{{=<% %>}}", 2, 1,
+	  "t.mustache:2:1: a set-delimiter tag must end with '=' before its closing delimiter" },
 	{ "{{! no end", 1, 1, "t.mustache:1:1: unclosed tag" },
 	{ "{{=<% %>=}}\n<%name}}", 2, 1, "t.mustache:2:1: unclosed tag" },
 	{ "line\n  {{=<% =}}", 2, 3,
@@ -548,6 +552,33 @@ static void test_compile_bounds(void)
 	tpl_free(t);
 }
 
+/* A loader that fails, or hands back a length without text. */
+static int broken_load(void *ud, const char *name, struct tpl_partial *out, char *why, size_t len)
+{
+	if (strcmp(name, "lying") == 0) {
+		out->len = 10;
+		return 0;
+	}
+	snprintf(why, len, "disk on fire");
+	return -1;
+}
+
+static void test_broken_loader(void)
+{
+	struct tpl_loader loader = { broken_load, NULL };
+	struct tpl_opts o = { .loader = &loader, .missing_partial_empty = 1 };
+	struct tpl *t = tpl_compile("t", "a
+{{>lying}}", 12, &o, &err);
+
+	T_TRUE(t == NULL);
+	T_EQ_STR(err.msg, "t:2:1: partial 'lying': the loader gave a length without text");
+	tpl_free(t);
+	t = tpl_compile("t", "{{<any}}{{/any}}", 16, &o, &err);
+	T_TRUE(t == NULL);
+	T_EQ_STR(err.msg, "t:1:1: partial 'any': disk on fire");
+	tpl_free(t);
+}
+
 /* ---- the directory loader ---- */
 
 static char tmpdir[] = "/tmp/test_mustache.XXXXXX";
@@ -824,6 +855,7 @@ int main(void)
 	test_strict();
 	test_output_cap();
 	test_compile_bounds();
+	test_broken_loader();
 	test_dir_loader();
 	test_row_adapter();
 	test_scan_guarded();
