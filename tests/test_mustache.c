@@ -553,10 +553,10 @@ static void test_compile_bounds(void)
 }
 
 /* A loader that fails, or hands back a length without text. */
-static int broken_load(void *ud, const char *name, struct tpl_partial *out, char *why, size_t len)
+static int broken_load(void *ud, const char *name, struct tpl_partial *p, char *why, size_t len)
 {
 	if (strcmp(name, "lying") == 0) {
-		out->len = 10;
+		p->len = 10;
 		return 0;
 	}
 	snprintf(why, len, "disk on fire");
@@ -567,8 +567,7 @@ static void test_broken_loader(void)
 {
 	struct tpl_loader loader = { broken_load, NULL };
 	struct tpl_opts o = { .loader = &loader, .missing_partial_empty = 1 };
-	struct tpl *t = tpl_compile("t", "a
-{{>lying}}", 12, &o, &err);
+	struct tpl *t = tpl_compile("t", "a\n{{>lying}}", 12, &o, &err);
 
 	T_TRUE(t == NULL);
 	T_EQ_STR(err.msg, "t:2:1: partial 'lying': the loader gave a length without text");
