@@ -1,0 +1,510 @@
+/* mustache_render: see mustache.h. Walks op ranges recursively (bounded by
+ * TPL_DEPTH_MAX); the context stack, the indentation and the overrides in
+ * force are frames linked on the C stack, so nothing is allocated but
+ * output. Literal text is copied with memcpy in whole runs; it is scanned
+ * for line ends only inside an indented partial or block.
+ *
+ * Names found in the root object are memoised for the render by symbol
+ * number: a recipient's {{first_name}} costs the adapter one lookup (one
+ * hash, for JSON) however often the template uses it. */
+#include "templates/mustache_prog.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The context stack: the data a name is looked up in, innermost first. */
+struct ctx {
+	struct tpl_val v;
+	const struct ctx *up;
+};
+
+/* Indentation of the partials and blocks being rendered, innermost first;
+ * a line gets the outermost first. */
+struct indent {
+	const char *s;
+	size_t len;
+	const struct indent *up;
+};
+
+/* A parent being rendered: the overrides its tag pair holds. */
+struct ovr {
+	uint32_t op;
+	const struct ovr *up;
+};
+
+/* Symbols below this have their root lookup memoised (numbers are given in
+ * order of first use, so these are a template's first names). */
+#define ROOT_MEMO 64
+
+enum { MEMO_UNKNOWN, MEMO_FOUND, MEMO_MISSING };
+
+struct render {
+	const struct tpl *t;
+	const struct tpl_data_ops *ops;
+	void *ud;
+	enum tpl_escape esc;
+	unsigned flags;
+	struct tpl_buf *out;
+	struct tpl_error *err;
+	const struct indent *indent;
+	int pending;           /* at the start of a line of template text: the
+				* indentation goes out before anything else */
+	unsigned depth;
+	uint8_t memo_state[ROOT_MEMO];
+	struct tpl_val memo[ROOT_MEMO];   /* valid where memo_state says found */
+};
+
+/* ---- output ---- */
+
+void tpl_buf_init(struct tpl_buf *b, size_t max)
+{
+	memset(b, 0, sizeof *b);
+	b->max = max ? max : TPL_DEFAULT_MAX_OUTPUT;
+}
+
+void tpl_buf_free(struct tpl_buf *b)
+{
+	if (!b)
+		return;
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+static const char *main_file(const struct tpl *t)
+{
+	return t->units[0].file;
+}
+
+/* Makes room for n more bytes, within the cap. Returns 0 or -1. */
+__attribute__((noinline, cold))
+static int grow(struct render *r, size_t n)
+{
+	struct tpl_buf *b = r->out;
+
+	if (b->len > b->max || n > b->max - b->len) {
+		tpl_set_error(r->err, main_file(r->t), 0, 0, "output larger than %zu bytes", b->max);
+		return -1;
+	}
+	size_t need = b->len + n;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < need)
+		cap = cap > b->max / 2 ? b->max : cap * 2;
+	if (cap > b->max)
+		cap = b->max;
+	char *p = realloc(b->data, cap);
+	if (!p) {
+		tpl_set_error(r->err, main_file(r->t), 0, 0, "out of memory");
+		return -1;
+	}
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+static inline int put(struct render *r, const char *s, size_t n)
+{
+	struct tpl_buf *b = r->out;
+
+	if (n > b->cap - b->len && grow(r, n) < 0)
+		return -1;
+	if (n)
+		memcpy(b->data + b->len, s, n);
+	b->len += n;
+	return 0;
+}
+
+static int put_indent(struct render *r, const struct indent *in)
+{
+	if (!in)
+		return 0;
+	if (put_indent(r, in->up) < 0)
+		return -1;
+	return put(r, in->s, in->len);
+}
+
+/* Writes the indentation owed at a line start, if any. */
+static int flush_indent(struct render *r)
+{
+	if (!r->pending)
+		return 0;
+	r->pending = 0;
+	return put_indent(r, r->indent);
+}
+
+/* Template text: each line starts with the indentation in force. */
+static int put_text(struct render *r, const char *s, size_t n)
+{
+	if (!r->indent) {
+		if (n)
+			r->pending = s[n - 1] == '\n';
+		return put(r, s, n);
+	}
+	while (n) {
+		if (flush_indent(r) < 0)
+			return -1;
+		const char *nl = memchr(s, '\n', n);
+		size_t k = nl ? (size_t)(nl - s) + 1 : n;
+		if (put(r, s, k) < 0)
+			return -1;
+		s += k;
+		n -= k;
+		r->pending = nl != NULL;
+	}
+	return 0;
+}
+
+static const char *const html_entity[256] = {
+	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+};
+
+static int put_html(struct render *r, const char *s, size_t n)
+{
+	size_t run = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *e = html_entity[(unsigned char)s[i]];
+		if (!e)
+			continue;
+		if (put(r, s + run, i - run) < 0 || put(r, e, strlen(e)) < 0)
+			return -1;
+		run = i + 1;
+	}
+	return put(r, s + run, n - run);
+}
+
+/* ---- data ---- */
+
+/* Member k of the root (the last context), through the memo. */
+static int get_root(struct render *r, struct tpl_val root, const struct tpl_key *k,
+		    struct tpl_val *v)
+{
+	if (k->sym >= ROOT_MEMO)
+		return r->ops->get(r->ud, root, k, v);
+	uint8_t *state = &r->memo_state[k->sym];
+	if (*state == MEMO_UNKNOWN)
+		*state = r->ops->get(r->ud, root, k, &r->memo[k->sym]) ? MEMO_FOUND : MEMO_MISSING;
+	if (*state == MEMO_MISSING)
+		return 0;
+	*v = r->memo[k->sym];
+	return 1;
+}
+
+/* Resolves a name in the context stack: the first part in the innermost
+ * context that has it, the other parts each in the value before. Returns 1
+ * and sets *v, or 0 when it is missing. */
+static int lookup(struct render *r, const struct tpl_name *nm, const struct ctx *cx,
+		  struct tpl_val *v)
+{
+	const struct tpl_key *k = &r->t->keys[nm->first];
+
+	if (nm->nparts == 0) {
+		*v = cx->v;
+		return 1;
+	}
+	for (; cx->up; cx = cx->up)
+		if (r->ops->get(r->ud, cx->v, k, v))
+			break;
+	if (!cx->up && !get_root(r, cx->v, k, v))
+		return 0;
+	for (uint32_t i = 1; i < nm->nparts; i++)
+		if (!r->ops->get(r->ud, *v, &k[i], v))
+			return 0;
+	return 1;
+}
+
+static int truthy(const struct render *r, struct tpl_val v, enum tpl_kind k)
+{
+	char scratch[TPL_SCRATCH];
+	size_t n = 0;
+
+	switch (k) {
+	case TPL_TRUE:
+	case TPL_OBJECT:
+		return 1;
+	case TPL_STRING:
+		r->ops->text(r->ud, v, scratch, &n);
+		return n > 0;
+	case TPL_LIST:
+		return r->ops->list_len(r->ud, v) > 0;
+	default:
+		return 0;
+	}
+}
+
+static int put_value(struct render *r, struct tpl_val v, int raw)
+{
+	char scratch[TPL_SCRATCH];
+	const char *s;
+	size_t n = 0;
+
+	switch (r->ops->kind(r->ud, v)) {
+	case TPL_TRUE:
+		s = "true";
+		n = 4;
+		break;
+	case TPL_FALSE:
+		s = "false";
+		n = 5;
+		break;
+	case TPL_STRING:
+		s = r->ops->text(r->ud, v, scratch, &n);
+		if (!s)
+			n = 0;
+		break;
+	default:
+		return 0;
+	}
+	return raw || r->esc == TPL_ESCAPE_NONE ? put(r, s, n) : put_html(r, s, n);
+}
+
+/* ---- ops ---- */
+
+static int render_range(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+			const struct ovr *ov);
+
+/* Renders ops [begin, end) one level deeper than now, for op. */
+static int render_body(struct render *r, const struct tpl_op *op, uint32_t begin, uint32_t end,
+		       const struct ctx *cx, const struct ovr *ov)
+{
+	if (r->depth == TPL_DEPTH_MAX) {
+		tpl_set_error(r->err, r->t->units[op->unit].file, op->line, op->col,
+			      "nesting deeper than %d (a partial that includes itself without end?)",
+			      TPL_DEPTH_MAX);
+		return -1;
+	}
+	r->depth++;
+	int rc = render_range(r, begin, end, cx, ov);
+	r->depth--;
+	return rc;
+}
+
+/* The strict-mode error for a name that is not there. Returns -1. */
+static int no_value(struct render *r, const struct tpl_op *op)
+{
+	const struct tpl_name *nm = &r->t->names[op->a];
+
+	tpl_set_error(r->err, r->t->units[op->unit].file, op->line, op->col,
+		      "no value for '%.*s'", (int)nm->len, r->t->pool + nm->off);
+	return -1;
+}
+
+/* The partial a dynamic name's value names, among the program's: sets *u,
+ * NULL when there is none (an error when strict). Returns 0 or -1. */
+static int dynamic_unit(struct render *r, const struct tpl_op *op, const struct ctx *cx,
+			const struct tpl_unit **u)
+{
+	const struct tpl *t = r->t;
+	char scratch[TPL_SCRATCH];
+	const char *s = NULL;
+	size_t len = 0;
+	struct tpl_val v;
+
+	*u = NULL;
+	if (lookup(r, &t->names[op->a], cx, &v) && r->ops->kind(r->ud, v) == TPL_STRING)
+		s = r->ops->text(r->ud, v, scratch, &len);
+	if (!s)
+		return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
+	for (size_t i = 1; i < t->nunits; i++) {
+		if (t->units[i].name_len == len && memcmp(t->pool + t->units[i].name_off, s, len) == 0) {
+			*u = &t->units[i];
+			return 0;
+		}
+	}
+	if (!(r->flags & TPL_RENDER_STRICT))
+		return 0;
+	const struct tpl_name *nm = &t->names[op->a];
+	tpl_set_error(r->err, t->units[op->unit].file, op->line, op->col,
+		      "no partial '%.*s' (the value of '%.*s')", (int)(len < 200 ? len : 200), s,
+		      (int)nm->len, t->pool + nm->off);
+	return -1;
+}
+
+/* A partial or parent: standing alone on its line it is indented by the
+ * whitespace its tag had; in the middle of a line it is not indented at all
+ * (the spec indents the lines of a partial's own text). */
+static int include(struct render *r, const struct tpl_op *op, const struct ctx *cx,
+		   const struct ovr *ov)
+{
+	const struct tpl_unit *u = &r->t->units[op->a];
+	const struct indent *saved = r->indent;
+	struct indent in;
+	int rc;
+
+	if ((op->flags & TPL_F_DYNAMIC) && dynamic_unit(r, op, cx, &u) < 0)
+		return -1;
+	uint32_t begin = u ? u->begin : 0, end = u ? u->end : 0;
+
+	if (op->flags & TPL_F_STANDALONE) {
+		if (op->d) {
+			in = (struct indent){ r->t->pool + op->c, op->d, saved };
+			r->indent = &in;
+		}
+		r->pending = 1;
+		rc = render_body(r, op, begin, end, cx, ov);
+		r->pending = 1;   /* its line end was taken with it */
+	} else {
+		if (flush_indent(r) < 0)
+			return -1;
+		r->indent = NULL;
+		rc = render_body(r, op, begin, end, cx, ov);
+		r->pending = 0;
+	}
+	r->indent = saved;
+	return rc;
+}
+
+/* The override of block id in force, or -1. When parents nest, the
+ * outermost one wins (the template rendered first has the last word); the
+ * override's own frame is returned in *owner. */
+static long find_override(const struct tpl *t, uint32_t id, const struct ovr *ov,
+			  const struct ovr **owner)
+{
+	long found = -1;
+
+	for (; ov; ov = ov->up) {
+		for (uint32_t j = ov->op + 1; j < t->ops[ov->op].b; j = t->ops[j].b) {
+			if (t->ops[j].a == id) {
+				found = (long)j;
+				*owner = ov;
+				break;
+			}
+		}
+	}
+	return found;
+}
+
+/* A block: its override, indented for this place and rendered with the
+ * overrides in force where it was written, or else its default content. */
+static int block(struct render *r, uint32_t i, const struct ctx *cx, const struct ovr *ov)
+{
+	const struct tpl_op *op = &r->t->ops[i];
+	const struct ovr *owner = NULL;
+	long def = find_override(r->t, op->a, ov, &owner);
+
+	if (def < 0)
+		return render_body(r, op, i + 1, op->b, cx, ov);
+
+	const struct indent *saved = r->indent;
+	struct indent in;
+	if (op->d) {
+		in = (struct indent){ r->t->pool + op->c, op->d, saved };
+		r->indent = &in;
+	}
+	if (op->flags & TPL_F_STANDALONE)
+		r->pending = 1;
+	int rc = render_body(r, op, (uint32_t)def + 1, r->t->ops[def].b, cx, owner->up);
+	r->indent = saved;
+	r->pending = (op->flags & TPL_F_CLOSE_STANDALONE) != 0;
+	return rc;
+}
+
+static int section(struct render *r, uint32_t i, const struct ctx *cx, const struct ovr *ov)
+{
+	const struct tpl_op *op = &r->t->ops[i];
+	struct tpl_val v;
+
+	if (!lookup(r, &r->t->names[op->a], cx, &v))
+		return op->code == TPL_OP_INVERTED ? render_body(r, op, i + 1, op->b, cx, ov) : 0;
+
+	enum tpl_kind k = r->ops->kind(r->ud, v);
+	if (op->code == TPL_OP_INVERTED)
+		return truthy(r, v, k) ? 0 : render_body(r, op, i + 1, op->b, cx, ov);
+	if (k == TPL_LIST) {
+		size_t n = r->ops->list_len(r->ud, v);
+		for (size_t j = 0; j < n; j++) {
+			struct ctx item = { r->ops->list_at(r->ud, v, j), cx };
+			if (render_body(r, op, i + 1, op->b, &item, ov) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (!truthy(r, v, k))
+		return 0;
+	struct ctx sub = { v, cx };
+	return render_body(r, op, i + 1, op->b, &sub, ov);
+}
+
+static int variable(struct render *r, const struct tpl_op *op, const struct ctx *cx)
+{
+	struct tpl_val v;
+
+	if (flush_indent(r) < 0)
+		return -1;
+	if (lookup(r, &r->t->names[op->a], cx, &v))
+		return put_value(r, v, op->flags & TPL_F_RAW);
+	return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
+}
+
+static int render_range(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+			const struct ovr *ov)
+{
+	const struct tpl *t = r->t;
+
+	while (i < end) {
+		const struct tpl_op *op = &t->ops[i];
+		int rc = 0;
+
+		switch (op->code) {
+		case TPL_OP_TEXT:
+			rc = put_text(r, t->pool + op->a, op->b);
+			i++;
+			break;
+		case TPL_OP_VAR:
+			rc = variable(r, op, cx);
+			i++;
+			break;
+		case TPL_OP_SECTION:
+		case TPL_OP_INVERTED:
+			rc = section(r, i, cx, ov);
+			i = op->b;
+			break;
+		case TPL_OP_PARTIAL:
+			rc = include(r, op, cx, ov);
+			i++;
+			break;
+		case TPL_OP_PARENT: {
+			struct ovr frame = { i, ov };
+			rc = include(r, op, cx, &frame);
+			i = op->b;
+			break;
+		}
+		case TPL_OP_BLOCK:
+			rc = block(r, i, cx, ov);
+			i = op->b;
+			break;
+		default:   /* an override is only reached through its parent */
+			i = op->b;
+			break;
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
+	       unsigned flags, struct tpl_buf *out, struct tpl_error *err)
+{
+	struct render r;   /* not zeroed whole: the memo's values need no init */
+	struct ctx root = { d->root, NULL };
+	size_t start = out->len;
+
+	r.t = t;
+	r.ops = d->ops;
+	r.ud = d->ud;
+	r.esc = esc;
+	r.flags = flags;
+	r.out = out;
+	r.err = err;
+	r.indent = NULL;
+	r.pending = 0;
+	r.depth = 0;
+	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
+	if (!out->max)
+		out->max = TPL_DEFAULT_MAX_OUTPUT;
+	int rc = render_range(&r, t->units[0].begin, t->units[0].end, &root, NULL);
+	if (rc < 0)
+		out->len = start;
+	return rc;
+}
