@@ -250,6 +250,9 @@ def main():
     make_keys('--new-keys' in sys.argv[1:])
     with open(here('message.eml'), 'wb') as f:
         f.write(MESSAGE)
+    for key in ('rsa2048', 'ed25519'):   # the TXT values, from openssl's public key
+        with open(here(key + '.txt'), 'wb') as f:
+            f.write(public_txt(key + '.pem'))
     for name, keys, t, names, oversign in CASES:
         fields = signature_fields(MESSAGE, keys, t, names, oversign)
         with open(here('expected_%s.txt' % name), 'wb') as f:
