@@ -170,7 +170,7 @@ static int decode_der(struct dkim_key *k, const unsigned char *der, word32 len, 
 
 struct dkim_key *dkim_key_from_pem(const char *pem, size_t len, char *err, size_t errlen)
 {
-	if (len == 0 || len > KEY_FILE_MAX || !memmem(pem, len, "-----BEGIN ", 11)) {
+	if (!pem || len == 0 || len > KEY_FILE_MAX || !memmem(pem, len, "-----BEGIN ", 11)) {
 		snprintf(err, errlen, "no PEM key found");
 		return NULL;
 	}
@@ -215,12 +215,17 @@ struct dkim_key *dkim_key_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	char *buf = malloc(KEY_FILE_MAX + 1);
-	size_t n = buf ? fread(buf, 1, KEY_FILE_MAX + 1, f) : 0;
-	int bad = !buf || ferror(f);
+	if (!buf) {
+		fclose(f);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	size_t n = fread(buf, 1, KEY_FILE_MAX + 1, f);
+	int bad = ferror(f);
 	fclose(f);
 	struct dkim_key *k = NULL;
 	if (bad) {
-		snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory");
+		snprintf(err, errlen, "%s: read error", path);
 	} else if (n > KEY_FILE_MAX) {
 		snprintf(err, errlen, "%s: larger than %d bytes: not a key", path, KEY_FILE_MAX);
 	} else {
@@ -229,10 +234,8 @@ struct dkim_key *dkim_key_load(const char *path, char *err, size_t errlen)
 		if (!k)
 			snprintf(err, errlen, "%s: %s", path, why);
 	}
-	if (buf) {
-		explicit_bzero(buf, KEY_FILE_MAX + 1);
-		free(buf);
-	}
+	explicit_bzero(buf, KEY_FILE_MAX + 1);
+	free(buf);
 	return k;
 }
 

@@ -68,10 +68,10 @@ static const char *take_header_name(const char *name, char out[DKIM_NAME_MAX + 1
 
 struct dkim_signer *dkim_signer_new(const struct dkim_signer_opts *o, char *err, size_t errlen)
 {
-	const char *why;
+	const char *why = o->domain ? dkim_dns_name_problem(o->domain) : "none given";
 
-	if (!o->domain || (why = dkim_dns_name_problem(o->domain)) != NULL) {
-		snprintf(err, errlen, "domain (d=) \"%s\": %s", o->domain ? o->domain : "", o->domain ? why : "none");
+	if (why) {
+		snprintf(err, errlen, "domain (d=) \"%s\": %s", o->domain ? o->domain : "", why);
 		return NULL;
 	}
 	if (o->nkeys < 1 || o->nkeys > DKIM_MAX_KEYS) {
@@ -90,8 +90,9 @@ struct dkim_signer *dkim_signer_new(const struct dkim_signer_opts *o, char *err,
 			snprintf(err, errlen, "key %u: missing", i + 1);
 			goto fail;
 		}
-		if (!sel || (why = dkim_dns_name_problem(sel)) != NULL) {
-			snprintf(err, errlen, "selector (s=) \"%s\": %s", sel ? sel : "", sel ? why : "none");
+		why = sel ? dkim_dns_name_problem(sel) : "none given";
+		if (why) {
+			snprintf(err, errlen, "selector (s=) \"%s\": %s", sel ? sel : "", why);
 			goto fail;
 		}
 		s->keys[i].key = o->keys[i].key;

@@ -138,7 +138,7 @@ static void test_canon_header(void)
 
 static void test_canon_body(void)
 {
-	static char line998[1001], spaces998[1001], inner_blank[200], trailing_blank[3000];
+	static char line998[1001], spaces998[1001], inner_blank[200], trailing_blank[4000];
 	memset(line998, 'x', 998);
 	memcpy(line998 + 998, "\r\n", 3);
 	memset(spaces998, ' ', 998);
