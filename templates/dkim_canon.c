@@ -130,8 +130,12 @@ void dkim_body_feed(struct dkim_body *b, const void *data, size_t n)
 			b->wsp = 1;
 			p++;
 		} else {
+			/* A run of ordinary bytes, and of single SPs between
+			 * them (their canonical form is themselves): one write
+			 * per line of ordinary text rather than one per word. */
 			const unsigned char *q = p + 1;
-			while (q < end && *q != '\r' && !IS_WSP(*q))
+			while (q < end && *q != '\r' && (!IS_WSP(*q) ||
+			       (*q == ' ' && q + 1 < end && q[1] != '\r' && !IS_WSP(q[1]))))
 				q++;
 			write_content(b, p, (size_t)(q - p));
 			p = q;
