@@ -129,8 +129,8 @@ extern const size_t dkim_default_nheaders;
 struct dkim_signer;
 
 /* Checks and copies the options (d=, selectors and header names; the keys
- * are borrowed). From is always signed: it is added first when the list lacks
- * it. Refused: a d= or s= that is not a DNS name of letters, digits, hyphens
+ * are borrowed). From is always signed, and comes first in h=, whether the
+ * list names it or not. Refused: a d= or s= that is not a DNS name of letters, digits, hyphens
  * and dots; a header name that is not printable ASCII without ':', longer
  * than DKIM_NAME_MAX, listed twice, or DKIM-Signature. Returns the signer,
  * or NULL with a reason in err. */
@@ -260,9 +260,5 @@ ssize_t dkim_format_head(const struct dkim_sig_tags *tags, char *out, size_t cap
 /* Writes the b= value (base64), folded on from column col the same way, and
  * the field's final CRLF. Returns the length, or -1 when cap is too small. */
 ssize_t dkim_format_b(const char *b64, size_t len, size_t col, char *out, size_t cap);
-
-/* Base64 (RFC 4648, one line). Returns the length written (a NUL follows when
- * there is room), or -1 when cap is too small. */
-ssize_t dkim_b64(const void *in, size_t len, char *out, size_t cap);
 
 #endif

@@ -6,10 +6,9 @@
 #include "templates/dkim.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <wolfssl/options.h>
-#include <wolfssl/wolfcrypt/coding.h>
 
 /* b= starts on a line only if this many characters of its value fit there
  * too, so the value never begins with a fold. */
@@ -39,68 +38,59 @@ static void new_line(struct fold *f)
 	f->col = 1;
 }
 
-/* An unbreakable piece: after a SP on this line if it fits, else on a new
- * line (where it may still be too long, if it is longer than a line). */
-static void token(struct fold *f, const char *s, size_t n)
+/* Before a piece of n octets that may not start a line's text with a fold:
+ * a SP when it fits on this line, else a new line (where it may still be too
+ * long, if it is longer than a line). */
+static void space_for(struct fold *f, size_t n)
 {
 	if (f->col + 1 + n <= DKIM_LINE_MAX)
 		put(f, " ", 1);
 	else
 		new_line(f);
-	put(f, s, n);
 }
 
-/* A piece that continues the previous one with no space between: a later
- * name of h=, which may only follow a colon. */
-static void piece(struct fold *f, const char *s, size_t n)
+/* Formats one tag, or one name of h=, and places it: after a SP
+ * (separate), or right after the previous piece unless that passes the line
+ * (a later name of h=, which may only follow a colon). Returns 0, or -1 when
+ * it is longer than any tag can be. */
+static int __attribute__((format(printf, 3, 4)))
+place(struct fold *f, int separate, const char *fmt, ...)
 {
-	if (f->col + n > DKIM_LINE_MAX)
+	char tok[DKIM_DNS_NAME_MAX + DKIM_NAME_MAX + 8];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(tok, sizeof tok, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof tok)
+		return -1;
+	if (separate)
+		space_for(f, (size_t)n);
+	else if (f->col + (size_t)n > DKIM_LINE_MAX)
 		new_line(f);
-	put(f, s, n);
+	put(f, tok, (size_t)n);
+	return 0;
 }
 
 ssize_t dkim_format_head(const struct dkim_sig_tags *tags, char *out, size_t cap, size_t *col)
 {
 	struct fold f = { out, cap, 0, 0, 0 };
-	char tok[DKIM_DNS_NAME_MAX + DKIM_NAME_MAX + 8];
 	const char *alg = dkim_alg_name(tags->alg);
-	int n;
 
 	if (!alg || tags->nnames == 0)
 		return -1;
 	put(&f, "DKIM-Signature:", 15);
-	token(&f, "v=1;", 4);
-	n = snprintf(tok, sizeof tok, "a=%s;", alg);
-	token(&f, tok, (size_t)n);
-	token(&f, "c=relaxed/relaxed;", 18);
-	n = snprintf(tok, sizeof tok, "d=%s;", tags->domain);
-	if (n < 0 || (size_t)n >= sizeof tok)
+	if (place(&f, 1, "v=1;") < 0 || place(&f, 1, "a=%s;", alg) < 0 ||
+	    place(&f, 1, "c=relaxed/relaxed;") < 0 || place(&f, 1, "d=%s;", tags->domain) < 0 ||
+	    place(&f, 1, "s=%s;", tags->selector) < 0 || place(&f, 1, "t=%" PRIu64 ";", tags->t) < 0)
 		return -1;
-	token(&f, tok, (size_t)n);
-	n = snprintf(tok, sizeof tok, "s=%s;", tags->selector);
-	if (n < 0 || (size_t)n >= sizeof tok)
-		return -1;
-	token(&f, tok, (size_t)n);
-	n = snprintf(tok, sizeof tok, "t=%" PRIu64 ";", tags->t);
-	token(&f, tok, (size_t)n);
-	for (size_t i = 0; i < tags->nnames; i++) {
-		n = snprintf(tok, sizeof tok, "%s%s%c", i == 0 ? "h=" : "", tags->names[i],
-			     i + 1 < tags->nnames ? ':' : ';');
-		if (n < 0 || (size_t)n >= sizeof tok)
+	for (size_t i = 0; i < tags->nnames; i++)
+		if (place(&f, i == 0, "%s%s%c", i == 0 ? "h=" : "", tags->names[i],
+			  i + 1 < tags->nnames ? ':' : ';') < 0)
 			return -1;
-		if (i == 0)
-			token(&f, tok, (size_t)n);
-		else
-			piece(&f, tok, (size_t)n);
-	}
-	n = snprintf(tok, sizeof tok, "bh=%s;", tags->bh);
-	if (n < 0 || (size_t)n >= sizeof tok)
+	if (place(&f, 1, "bh=%s;", tags->bh) < 0)
 		return -1;
-	token(&f, tok, (size_t)n);
-	if (f.col + 1 + 2 + B_MIN_ON_LINE <= DKIM_LINE_MAX)
-		put(&f, " ", 1);
-	else
-		new_line(&f);
+	space_for(&f, 2 + B_MIN_ON_LINE);
 	put(&f, "b=", 2);
 	if (f.overflow)
 		return -1;
@@ -156,25 +146,6 @@ const char *dkim_dns_name_problem(const char *name)
 			return "a label longer than 63 octets";
 	}
 	return NULL;
-}
-
-ssize_t dkim_b64(const void *in, size_t len, char *out, size_t cap)
-{
-	if (len > UINT32_MAX / 2)
-		return -1;
-	size_t need = (len + 2) / 3 * 4;
-	if (need > cap)
-		return -1;
-	if (len == 0) {
-		if (cap > 0)
-			out[0] = 0;
-		return 0;
-	}
-	/* The encoder adds a NUL when there is room; cap bounds that too. */
-	word32 olen = cap > UINT32_MAX ? UINT32_MAX : (word32)cap;
-	if (Base64_Encode_NoNl(in, (word32)len, (byte *)out, &olen) != 0 || olen != need)
-		return -1;
-	return (ssize_t)need;
 }
 
 const char *dkim_alg_name(enum dkim_alg alg)

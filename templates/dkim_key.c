@@ -5,6 +5,7 @@
  * per-operation state. Key material is wiped wherever a copy ends, and no
  * error message quotes it. */
 #include "templates/dkim.h"
+#include "pool/sasl.h"   /* base64 */
 
 #include <errno.h>
 #include <stdio.h>
@@ -138,6 +139,19 @@ static int self_test(const struct dkim_key *k, char *err, size_t errlen)
 	return ok ? 0 : -1;
 }
 
+/* Ends the making of k, which failed already when r < 0: returns it once it
+ * passes the test signature, or frees it and returns NULL. */
+static struct dkim_key *finish_key(struct dkim_key *k, int r, char *err, size_t errlen)
+{
+	if (r == 0)
+		r = self_test(k, err, errlen);
+	if (r < 0) {
+		dkim_key_free(k);
+		return NULL;
+	}
+	return k;
+}
+
 /* Fills k from a DER private key: RSA (PKCS#1 or PKCS#8), else Ed25519. */
 static int decode_der(struct dkim_key *k, const unsigned char *der, word32 len, char *err, size_t errlen)
 {
@@ -198,13 +212,7 @@ struct dkim_key *dkim_key_from_pem(const char *pem, size_t len, char *err, size_
 		r = decode_der(k, der, (word32)der_len, err, errlen);
 	explicit_bzero(der, len);
 	free(der);
-	if (r == 0)
-		r = self_test(k, err, errlen);
-	if (r < 0) {
-		dkim_key_free(k);
-		return NULL;
-	}
-	return k;
+	return finish_key(k, r, err, errlen);
 }
 
 struct dkim_key *dkim_key_load(const char *path, char *err, size_t errlen)
@@ -239,6 +247,41 @@ struct dkim_key *dkim_key_load(const char *path, char *err, size_t errlen)
 	return k;
 }
 
+static int generate_rsa(struct dkim_key *k, unsigned bits, WC_RNG *rng, char *err, size_t errlen)
+{
+	RsaKey rsa;
+	int ok = -1, r = wc_InitRsaKey(&rsa, NULL);
+
+	if (r == 0) {
+		r = wc_MakeRsaKey(&rsa, (int)bits, WC_RSA_EXPONENT, rng);
+		/* wolfCrypt rounds sizes it cannot make down: say so */
+		if (r == 0 && (unsigned)wc_RsaEncryptSize(&rsa) * 8 != bits)
+			snprintf(err, errlen, "asked for %u bits, got %d", bits, wc_RsaEncryptSize(&rsa) * 8);
+		else if (r == 0)
+			ok = keep_rsa(k, &rsa, err, errlen);
+		wc_FreeRsaKey(&rsa);
+	}
+	if (r != 0)
+		set_err(err, errlen, "RSA key generation failed", r);
+	return ok;
+}
+
+static int generate_ed25519(struct dkim_key *k, WC_RNG *rng, char *err, size_t errlen)
+{
+	ed25519_key ed;
+	int ok = -1, r = wc_ed25519_init(&ed);
+
+	if (r == 0) {
+		r = wc_ed25519_make_key(rng, ED_LEN, &ed);
+		if (r == 0)
+			ok = keep_ed25519(k, &ed, err, errlen);
+		wc_ed25519_free(&ed);
+	}
+	if (r != 0)
+		set_err(err, errlen, "Ed25519 key generation failed", r);
+	return ok;
+}
+
 struct dkim_key *dkim_key_generate(enum dkim_alg alg, unsigned bits, char *err, size_t errlen)
 {
 	if (alg == DKIM_RSA_SHA256 &&
@@ -259,42 +302,10 @@ struct dkim_key *dkim_key_generate(enum dkim_alg alg, unsigned bits, char *err, 
 		free(k);
 		return NULL;
 	}
-	int ok = -1;
-	if (alg == DKIM_RSA_SHA256) {
-		RsaKey rsa;
-		if ((r = wc_InitRsaKey(&rsa, NULL)) == 0) {
-			r = wc_MakeRsaKey(&rsa, (int)bits, WC_RSA_EXPONENT, &rng);
-			if (r == 0 && (unsigned)wc_RsaEncryptSize(&rsa) * 8 != bits)
-				snprintf(err, errlen, "asked for %u bits, got %d", bits, wc_RsaEncryptSize(&rsa) * 8);
-			else if (r == 0)
-				ok = keep_rsa(k, &rsa, err, errlen);
-			else
-				set_err(err, errlen, "RSA key generation failed", r);
-			wc_FreeRsaKey(&rsa);
-		} else {
-			set_err(err, errlen, "RSA key generation failed", r);
-		}
-	} else {
-		ed25519_key ed;
-		if ((r = wc_ed25519_init(&ed)) == 0) {
-			r = wc_ed25519_make_key(&rng, ED_LEN, &ed);
-			if (r == 0)
-				ok = keep_ed25519(k, &ed, err, errlen);
-			else
-				set_err(err, errlen, "Ed25519 key generation failed", r);
-			wc_ed25519_free(&ed);
-		} else {
-			set_err(err, errlen, "Ed25519 key generation failed", r);
-		}
-	}
+	int ok = alg == DKIM_RSA_SHA256 ? generate_rsa(k, bits, &rng, err, errlen)
+				       : generate_ed25519(k, &rng, err, errlen);
 	wc_FreeRng(&rng);
-	if (ok == 0)
-		ok = self_test(k, err, errlen);
-	if (ok < 0) {
-		dkim_key_free(k);
-		return NULL;
-	}
-	return k;
+	return finish_key(k, ok, err, errlen);
 }
 
 ssize_t dkim_key_to_pem(const struct dkim_key *k, char *out, size_t cap)
@@ -356,7 +367,7 @@ ssize_t dkim_key_txt(const struct dkim_key *k, char *out, size_t cap)
 	int n = snprintf(out, cap, "v=DKIM1; k=%s; p=", k->alg == DKIM_RSA_SHA256 ? "rsa" : "ed25519");
 	if (n < 0 || (size_t)n >= cap)
 		return -1;
-	ssize_t m = dkim_b64(pub, pub_len, out + n, cap - (size_t)n);
+	ssize_t m = sasl_b64_encode(pub, pub_len, out + n, cap - (size_t)n);
 	if (m < 0 || (size_t)n + (size_t)m >= cap)
 		return -1;
 	out[n + m] = 0;

@@ -4,6 +4,7 @@
  * same body hash; none covers another DKIM-Signature, so a verifier can check
  * each one alone (RFC 8463 section 6 has the RSA and Ed25519 pair in mind). */
 #include "templates/dkim.h"
+#include "pool/sasl.h"   /* base64 */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,7 +242,7 @@ static ssize_t sign_one(struct dkim_sign *st, unsigned i, size_t nfields, size_t
 		return -1;
 	}
 	ssize_t n = dkim_key_ctx_sign(st->keys[i], digest, sig, sizeof sig);
-	ssize_t bl = n > 0 ? dkim_b64(sig, (size_t)n, b64, sizeof b64) : -1;
+	ssize_t bl = n > 0 ? sasl_b64_encode(sig, (size_t)n, b64, sizeof b64) : -1;
 	if (bl < 0) {
 		snprintf(st->errstr, sizeof st->errstr, "%s signing failed", dkim_alg_name(tags.alg));
 		return -1;
@@ -262,11 +263,14 @@ ssize_t dkim_sign_end(struct dkim_sign *st, const char *header, size_t len, uint
 
 	st->errstr[0] = 0;
 	dkim_body_end(&st->body);
-	if (!st->body_sha_ready || wc_Sha256Final(&st->body_sha, bh) != 0 || st->body_sink.failed ||
-	    dkim_b64(bh, sizeof bh, bh64, sizeof bh64) < 0) {
+	ssize_t bl = -1;
+	if (st->body_sha_ready && wc_Sha256Final(&st->body_sha, bh) == 0 && !st->body_sink.failed)
+		bl = sasl_b64_encode(bh, sizeof bh, bh64, sizeof bh64 - 1);
+	if (bl < 0) {
 		snprintf(st->errstr, sizeof st->errstr, "cannot hash the body");
 		return -1;
 	}
+	bh64[bl] = 0;
 	int nf = dkim_split_fields(header, len, st->fields, DKIM_MAX_FIELDS);
 	if (nf == -2) {
 		snprintf(st->errstr, sizeof st->errstr, "more than %d header fields", DKIM_MAX_FIELDS);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/sha256.h>
+#include "pool/sasl.h"
 #include "templates/dkim.h"
 #include "tests/testutil.h"
 
@@ -77,8 +78,9 @@ static void sha256_b64(const void *data, size_t len, char out[48])
 	wc_Sha256 sha;
 	unsigned char d[32];
 	if (wc_InitSha256(&sha) != 0 || wc_Sha256Update(&sha, data, (word32)len) != 0 ||
-	    wc_Sha256Final(&sha, d) != 0 || dkim_b64(d, 32, out, 48) != 44)
+	    wc_Sha256Final(&sha, d) != 0 || sasl_b64_encode(d, 32, out, 47) != 44)
 		T_FAIL("sha256");
+	out[44] = 0;
 	wc_Sha256Free(&sha);
 }
 
@@ -292,7 +294,7 @@ static void rfc_case(const char *keyfile, const char *sig, const char *want_b, c
 	struct dkim_key_ctx *c = dkim_key_ctx_new(k, err, sizeof err);
 	T_TRUE(c != NULL);
 	ssize_t n = c ? dkim_key_ctx_sign(c, digest, raw, sizeof raw) : -1;
-	ssize_t bl = n > 0 ? dkim_b64(raw, (size_t)n, b64, sizeof b64) : -1;
+	ssize_t bl = n > 0 ? sasl_b64_encode(raw, (size_t)n, b64, sizeof b64) : -1;
 	T_EQ_MEM(b64, bl > 0 ? (size_t)bl : 0, want_b, strlen(want_b));
 	dkim_key_ctx_free(c);
 	dkim_key_free(k);

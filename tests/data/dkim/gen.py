@@ -142,12 +142,16 @@ class Layout:
         self.text += b'\r\n '
         self.col = 1
 
-    def token(self, t):
-        if self.col + 1 + len(t) <= LINE_MAX:
+    def _space_for(self, n):
+        """A SP when n more octets fit on this line, else a new line."""
+        if self.col + 1 + n <= LINE_MAX:
             self.text += b' '
             self.col += 1
         else:
             self._new_line()
+
+    def token(self, t):
+        self._space_for(len(t))
         self.text += t
         self.col += len(t)
 
@@ -159,11 +163,7 @@ class Layout:
 
     def b_tag(self):
         # b= stays on its line only if 8 characters of its value fit there too
-        if self.col + 1 + 2 + 8 <= LINE_MAX:
-            self.text += b' '
-            self.col += 1
-        else:
-            self._new_line()
+        self._space_for(2 + 8)
         self.text += b'b='
         self.col += 2
 
