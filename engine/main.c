@@ -14,6 +14,9 @@ static const char usage[] =
 "              raw commands, one message, every reply (like swaks or smtplib)\n"
 "  bench URL   push N generated messages over C persistent sessions and report\n"
 "              messages/s, MB/s, latency percentiles and CPU per message\n"
+"  dkim-keygen --domain D --selector S\n"
+"              make a DKIM key (RSA or Ed25519), write it to a file and print\n"
+"              the DNS TXT record to publish\n"
 "  help [COMMAND]\n"
 "\n"
 "Run 'volley COMMAND --help' for a command's options.\n"
@@ -28,6 +31,7 @@ struct command {
 static const struct command commands[] = {
 	{ "probe", volley_probe },
 	{ "bench", volley_bench },
+	{ "dkim-keygen", volley_dkim_keygen },
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,112 @@
+/* dkim_header: a message's header block cut into fields, and the hash of the
+ * fields a signature covers (RFC 6376 section 5.4.2: instances of a name are
+ * taken from the bottom up, and a name listed once more than it occurs adds
+ * nothing, which is how over-signing works). Pure apart from the hash. */
+#include "templates/dkim.h"
+
+#include <string.h>
+#include <strings.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+
+#define IS_WSP(c) ((c) == ' ' || (c) == '\t')
+
+void dkim_sha_write(void *arg, const void *p, size_t n)
+{
+	struct dkim_sha_sink *s = arg;
+	/* wolfCrypt takes a word32 length; header and body pieces are split
+	 * below that so that any n is hashed whole. */
+	const unsigned char *b = p;
+	while (n > 0) {
+		word32 k = n > 0x40000000u ? 0x40000000u : (word32)n;
+		if (wc_Sha256Update(s->sha256, b, k) != 0)
+			s->failed = 1;
+		b += k;
+		n -= k;
+	}
+}
+
+/* Returns the offset of the CR of the CRLF that ends the line starting at i,
+ * or -1 when the line holds a bare CR or LF or has no CRLF. */
+static ssize_t line_end(const char *h, size_t i, size_t len)
+{
+	for (; i < len; i++) {
+		if (h[i] == '\n')
+			return -1;
+		if (h[i] == '\r')
+			return i + 1 < len && h[i + 1] == '\n' ? (ssize_t)i : -1;
+	}
+	return -1;
+}
+
+/* ftext (RFC 5322 3.6.8): printable ASCII but the colon. */
+static int is_ftext(unsigned char c)
+{
+	return c >= 33 && c <= 126 && c != ':';
+}
+
+int dkim_split_fields(const char *h, size_t len, struct dkim_field *fields, size_t max)
+{
+	size_t i = 0;
+	int n = 0;
+
+	while (i < len) {
+		if (h[i] == '\r' && i + 1 < len && h[i + 1] == '\n')
+			break;   /* the empty line that ends the header */
+		if (IS_WSP(h[i]))
+			return -1;   /* a continuation with no field above it */
+		size_t start = i;
+		ssize_t first_end = line_end(h, i, len);
+		if (first_end < 0)
+			return -1;
+		ssize_t end = first_end;
+		for (i = (size_t)end + 2; i < len && IS_WSP(h[i]); i = (size_t)end + 2) {
+			end = line_end(h, i, len);
+			if (end < 0)
+				return -1;
+		}
+		/* The name ends at the colon, which is on the field's first line;
+		 * obsolete syntax allows WSP before it. */
+		size_t name_len = 0;
+		while (start + name_len < (size_t)first_end && is_ftext((unsigned char)h[start + name_len]))
+			name_len++;
+		size_t k = start + name_len;
+		while (k < (size_t)first_end && IS_WSP(h[k]))
+			k++;
+		if (name_len == 0 || k == (size_t)first_end || h[k] != ':')
+			return -1;
+		if ((size_t)n == max)
+			return -2;
+		fields[n++] = (struct dkim_field){ h + start, (size_t)end - start, name_len };
+	}
+	return n;
+}
+
+int dkim_header_hash(const struct dkim_field *fields, size_t nfields,
+		     const char *const *names, size_t nnames,
+		     const char *sig, size_t siglen, unsigned char digest[32])
+{
+	unsigned char used[DKIM_MAX_FIELDS] = { 0 };
+	wc_Sha256 sha;
+
+	if (nfields > DKIM_MAX_FIELDS || wc_InitSha256(&sha) != 0)
+		return -1;
+	struct dkim_sha_sink hs = { &sha, 0 };
+	const struct dkim_sink sink = { dkim_sha_write, &hs };
+
+	for (size_t i = 0; i < nnames; i++) {
+		size_t nl = strlen(names[i]);
+		for (size_t j = nfields; j-- > 0;) {
+			if (used[j] || fields[j].name_len != nl || strncasecmp(fields[j].p, names[i], nl) != 0)
+				continue;
+			used[j] = 1;
+			dkim_canon_header(fields[j].p, fields[j].len, 1, &sink);
+			break;
+		}
+	}
+	dkim_canon_header(sig, siglen, 0, &sink);
+	if (wc_Sha256Final(&sha, digest) != 0)
+		hs.failed = 1;
+	wc_Sha256Free(&sha);
+	return hs.failed ? -1 : 0;
+}
