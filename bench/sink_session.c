@@ -369,10 +369,12 @@ static void emit(struct sink_session *s, const char *p, size_t n)
 		s->hooks->body_data(s->hooks->user, p, n);
 }
 
-static uint32_t body_end_hook(struct sink_session *s, int accepted)
+/* Returns 0, or -1 when an accepted message could not be kept. */
+static int body_end_hook(struct sink_session *s, int accepted, uint32_t *delay_ms)
 {
+	uint32_t unused = 0;
 	if (s->hooks && s->hooks->body_end)
-		return s->hooks->body_end(s->hooks->user, accepted);
+		return s->hooks->body_end(s->hooks->user, accepted, delay_ms ? delay_ms : &unused);
 	return 0;
 }
 
@@ -382,17 +384,24 @@ static void body_finish(struct sink_session *s)
 	const struct sink_verdict *v = &s->body_verdict;
 	s->rd = RD_CMD;
 	if (s->too_big) {
-		body_end_hook(s, 0);
+		body_end_hook(s, 0, NULL);
 		sink_stat_add(&s->st->rejected, 1);
 		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
 	} else if (v->action == SINK_REPLY && v->code >= 300) {
-		body_end_hook(s, 0);
+		body_end_hook(s, 0, NULL);
 		sink_stat_add(&s->st->rejected, 1);
 		reply(s, v->code, v->enhanced, v->text);
 		if (v->code == 421)
 			s->state = SINK_SESSION_CLOSING;
 	} else {
-		add_delay(s, body_end_hook(s, 1));
+		uint32_t delay = 0;
+		if (body_end_hook(s, 1, &delay) < 0) {
+			sink_stat_add(&s->st->rejected, 1);
+			reply(s, 451, "4.3.0", "Error: cannot store the message");
+			txn_reset(s);
+			return;
+		}
+		add_delay(s, delay);
 		s->messages++;
 		sink_stat_add(&s->st->messages, 1);
 		sink_stat_add(&s->st->recipients, s->nrcpt);
@@ -470,7 +479,7 @@ static void bdat_chunk_done(struct sink_session *s)
 		int code = s->bdat_error;
 		s->bdat_error = 0;
 		if (s->body_started)
-			body_end_hook(s, 0);
+			body_end_hook(s, 0, NULL);
 		txn_reset(s);
 		if (code == 554)
 			reply(s, 554, "5.5.1", "Error: no valid recipients");
@@ -487,7 +496,7 @@ static void bdat_chunk_done(struct sink_session *s)
 		return;
 	}
 	if (s->too_big) {
-		body_end_hook(s, 0);
+		body_end_hook(s, 0, NULL);
 		sink_stat_add(&s->st->rejected, 1);
 		txn_reset(s);
 		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
@@ -1336,7 +1345,7 @@ void sink_session_free(struct sink_session *s)
 	if (!s)
 		return;
 	if (s->body_started)
-		body_end_hook(s, 0);
+		body_end_hook(s, 0, NULL);
 	explicit_bzero(s->sasl_user, sizeof s->sasl_user);
 	if (s->line) {
 		explicit_bzero(s->line, SINK_LINE_MAX);   /* it may have held an AUTH line */
@@ -1446,11 +1455,21 @@ void sink_session_tls_done(struct sink_session *s)
 	txn_reset(s);
 }
 
-void sink_session_shutdown(struct sink_session *s)
+static void close_with_421(struct sink_session *s, const char *enh, const char *text)
 {
 	if (s->state == SINK_SESSION_CLOSING || s->state == SINK_SESSION_DROPPED)
 		return;
 	if (room_for_step(s))
-		reply(s, 421, "4.3.2", "Service shutting down, closing the connection");
+		reply(s, 421, enh, text);
 	s->state = SINK_SESSION_CLOSING;
+}
+
+void sink_session_shutdown(struct sink_session *s)
+{
+	close_with_421(s, "4.3.2", "Service shutting down, closing the connection");
+}
+
+void sink_session_timeout(struct sink_session *s)
+{
+	close_with_421(s, "4.4.2", "Error: timeout exceeded");
 }

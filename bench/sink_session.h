@@ -84,11 +84,12 @@ struct sink_hooks {
 	void (*decide)(void *user, const struct sink_view *view, struct sink_verdict *v);
 	/* A body starts (after 354, or at the first BDAT); then its bytes, as
 	 * they arrive, unstuffed; then its end: accepted (the 250 is about to
-	 * be sent) or not. body_end returns a delay in ms to add before that
-	 * reply (--max-rate). Any of them may be NULL. */
+	 * be sent) or not. body_end may set *delay_ms, a delay before that
+	 * reply (--max-rate); it returns 0, or -1 when the message could not
+	 * be kept, which turns the 250 into "451 4.3.0". Any may be NULL. */
 	void (*body_begin)(void *user, const struct sink_view *view);
 	void (*body_data)(void *user, const char *p, size_t n);
-	uint32_t (*body_end)(void *user, int accepted);
+	int (*body_end)(void *user, int accepted, uint32_t *delay_ms);
 	void *user;
 };
 
@@ -118,7 +119,7 @@ enum sink_session_state {
 	SINK_SESSION_OPEN,      /* reading commands */
 	SINK_SESSION_TLS,       /* send the output, then run the TLS handshake */
 	SINK_SESSION_CLOSING,   /* send the output, then close */
-	SINK_SESSION_DROPPED,   /* close now, without sending anything more */
+	SINK_SESSION_DROPPED,   /* close without another reply (what is queued may leave) */
 };
 
 struct sink_session;
@@ -128,6 +129,7 @@ struct sink_session;
  * makes the CRAM-MD5 challenge unique. Call sink_session_start next. */
 struct sink_session *sink_session_new(const struct sink_config *cfg, const struct sink_hooks *hooks,
 				      struct sink_stats *stats, int secure, uint64_t nonce);
+/* (stats must not be NULL: the session counts replies, messages, AUTH.) */
 void sink_session_free(struct sink_session *s);
 
 /* Decides the connection (SINK_STAGE_CONNECT) and queues the greeting. */
@@ -160,5 +162,7 @@ void sink_session_tls_done(struct sink_session *s);
 
 /* The sink is stopping: queues "421 4.3.2" and closes (unless closed). */
 void sink_session_shutdown(struct sink_session *s);
+/* The client was silent too long: queues "421 4.4.2" and closes. */
+void sink_session_timeout(struct sink_session *s);
 
 #endif

@@ -11,7 +11,6 @@
 void sink_stats_sum(struct sink_stats *dst, const struct sink_stats *src)
 {
 	dst->sessions += LOAD(src->sessions);
-	dst->sessions_open += LOAD(src->sessions_open);
 	dst->sessions_closed += LOAD(src->sessions_closed);
 	dst->tls += LOAD(src->tls);
 	dst->tls_failed += LOAD(src->tls_failed);
@@ -28,12 +27,13 @@ void sink_stats_sum(struct sink_stats *dst, const struct sink_stats *src)
 
 /* The scalar counters, by name, in the order they are printed. */
 #define SINK_STAT_FIELDS(X) \
-	X(sessions) X(sessions_open) X(sessions_closed) X(tls) X(tls_failed) \
+	X(sessions) X(sessions_closed) X(tls) X(tls_failed) \
 	X(auth_ok) X(auth_failed) X(messages) X(rejected) X(recipients) X(bytes) X(bytes_in)
 
 void sink_stats_print(FILE *f, const struct sink_stats *st, double seconds)
 {
 	fprintf(f, "seconds %.3f\n", seconds);
+	fprintf(f, "sessions_open %llu\n", (unsigned long long)(st->sessions - st->sessions_closed));
 #define PRINT_ONE(name) fprintf(f, #name " %llu\n", (unsigned long long)st->name);
 	SINK_STAT_FIELDS(PRINT_ONE)
 #undef PRINT_ONE
@@ -59,7 +59,8 @@ int sink_stats_write_json(const char *path, const struct sink_stats *st, double 
 		errno = e;
 		return -1;
 	}
-	fprintf(f, "{\"seconds\": %.3f", seconds);
+	fprintf(f, "{\"seconds\": %.3f, \"sessions_open\": %llu", seconds,
+		(unsigned long long)(st->sessions - st->sessions_closed));
 #define JSON_ONE(name) fprintf(f, ", \"" #name "\": %llu", (unsigned long long)st->name);
 	SINK_STAT_FIELDS(JSON_ONE)
 #undef JSON_ONE

@@ -13,7 +13,6 @@
 
 struct sink_stats {
 	uint64_t sessions;        /* accepted connections */
-	uint64_t sessions_open;   /* still open (gauge: opened minus closed) */
 	uint64_t sessions_closed;
 	uint64_t tls;             /* TLS handshakes completed */
 	uint64_t tls_failed;

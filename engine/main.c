@@ -14,6 +14,8 @@ static const char usage[] =
 "              raw commands, one message, every reply (like swaks or smtplib)\n"
 "  bench URL   push N generated messages over C persistent sessions and report\n"
 "              messages/s, MB/s, latency percentiles and CPU per message\n"
+"  sink        a fast SMTP server for tests and benchmarks: every extension,\n"
+"              STARTTLS, AUTH, counters, Maildir, fault injection (--rules)\n"
 "  help [COMMAND]\n"
 "\n"
 "Run 'volley COMMAND --help' for a command's options.\n"
@@ -28,6 +30,7 @@ struct command {
 static const struct command commands[] = {
 	{ "probe", volley_probe },
 	{ "bench", volley_bench },
+	{ "sink", volley_sink },
 };
 
 int main(int argc, char **argv)

@@ -34,6 +34,7 @@ struct harness {
 	char decided[256];             /* "stage:rcpt;" per decide call */
 	size_t decided_len;
 	uint32_t end_delay;
+	int fail_store;
 };
 
 static void hk_decide(void *u, const struct sink_view *view, struct sink_verdict *v)
@@ -67,12 +68,13 @@ static void hk_data(void *u, const char *p, size_t n)
 	h->body_len += n;
 }
 
-static uint32_t hk_end(void *u, int accepted)
+static int hk_end(void *u, int accepted, uint32_t *delay_ms)
 {
 	struct harness *h = u;
 	h->ended++;
 	h->accepted += accepted;
-	return h->end_delay;
+	*delay_ms = h->end_delay;
+	return h->fail_store ? -1 : 0;
 }
 
 static struct sink_auth *creds_table;
@@ -652,6 +654,19 @@ static void test_delay_and_shutdown(void)
 	sink_session_shutdown(h->s);
 	EXPECT(h, "250 2.1.0 Ok\r\n421 4.3.2 Service shutting down, closing the connection\r\n");
 	T_EQ_INT(sink_session_state(h->s), SINK_SESSION_CLOSING);
+	h_free(h);
+
+	h = h_new(ALL_EXT, 0);
+	h_start(h, 0);
+	h_in(h, "EHLO c\r\n");
+	h->out_len = 0;
+	h->fail_store = 1;
+	h_in(h, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nx\r\n.\r\n");
+	EXPECT(h, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+		  "451 4.3.0 Error: cannot store the message\r\n");
+	T_EQ_INT(h->st.messages, 0);
+	sink_session_timeout(h->s);
+	EXPECT(h, "421 4.4.2 Error: timeout exceeded\r\n");
 	h_free(h);
 }
 
