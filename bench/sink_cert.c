@@ -111,6 +111,9 @@ out:
 		wc_ecc_free(&key);
 	if (have_rng)
 		wc_FreeRng(&rng);
+#ifdef FP_ECC
+	wc_ecc_fp_free();   /* this thread's fixed-point cache, filled by the signing */
+#endif
 	explicit_bzero(pem, sizeof pem);   /* they held the private key */
 	explicit_bzero(der, sizeof der);
 	return ret;

@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vtest  # noqa: E402
-from volley_sink import VolleySink  # noqa: E402
+from volley_sink import VolleySink, stop_and_check  # noqa: E402
 
 IDLE_CONNS = 5000
 
@@ -224,6 +224,7 @@ def main(t):
     t.check(st.get('replies', {}).get('500', 0) >= 20, 'stats: the 500s are counted (%s)' % st.get('replies'))
     s2 = t.start_raw(VolleySink(t.volley, t.peerdir('bad-implicit'), ['--implicit-tls']))
     half_tls(t, s2, implicit=True)
+    stop_and_check(t)
 
 
 if __name__ == '__main__':

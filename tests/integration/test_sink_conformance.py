@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vtest  # noqa: E402
-from volley_sink import VolleySink, maildir_messages  # noqa: E402
+from volley_sink import VolleySink, maildir_messages, stop_and_check  # noqa: E402
 
 USER = 'alice@volley.test'
 PASSWORD = 'correct-horse-battery-staple'
@@ -283,6 +283,7 @@ def main(t):
     implicit_tls(t)
     switches(t)
     threads(t)
+    stop_and_check(t)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vtest  # noqa: E402
-from volley_sink import VolleySink  # noqa: E402
+from volley_sink import VolleySink, stop_and_check  # noqa: E402
 
 RULES = os.path.join(os.path.dirname(vtest.HERE), '..', 'bench', 'rules')
 
@@ -164,6 +164,7 @@ def main(t):
     gmail_rate(t)
     yahoo_cap(t)
     delay_and_rate(t)
+    stop_and_check(t)
 
 
 if __name__ == '__main__':

@@ -95,6 +95,19 @@ class VolleySink(peerlib.Peer):
         return pid is not None and peerlib.pid_alive(pid)
 
 
+def stop_and_check(t):
+    """Stop every volley sink the test started and check that each log is
+    free of sanitizer reports (leaks, overflows, undefined behaviour): the
+    sink runs in its own process, so its own exit is where they show."""
+    for peer in t.peers:
+        if not isinstance(peer, VolleySink):
+            continue
+        peer.stop()
+        log = peer.logtext()
+        bad = [w for w in ('AddressSanitizer', 'LeakSanitizer', 'runtime error:') if w in log]
+        t.check(not bad, 'the sink on port %s ended clean' % peer.port, None, log[-3000:] if bad else None)
+
+
 def maildir_messages(maildir):
     """Messages in DIR/new: a list of dicts with mail_from, rcpt_to, helo,
     client, tls and data (the message after the X-Volley- lines)."""
