@@ -441,6 +441,15 @@ static int tls_pull(struct sink_conn *c)
 	return moved;
 }
 
+/* The limit on silence now: shorter while a TLS handshake is under way. */
+static uint32_t idle_limit(const struct sink_conn *c)
+{
+	uint32_t limit = c->w->srv->o.idle_timeout_ms;
+	if (c->tls && !c->tls_up && limit > SINK_TLS_TIMEOUT_MS)
+		limit = SINK_TLS_TIMEOUT_MS;
+	return limit;
+}
+
 /* ---- the driver ----------------------------------------------------------------- */
 
 static void drive(struct sink_conn *c)
@@ -485,6 +494,7 @@ static void drive(struct sink_conn *c)
 			close_now(c);
 			return;
 		}
+		loop_timer_start(c->w->loop, &c->t_idle, idle_limit(c));
 	}
 	/* A drop is silent about the command that caused it; replies queued
 	 * before it (to earlier pipelined commands) still leave. */
@@ -511,9 +521,7 @@ static void on_idle(struct loop_timer *t)
 	if (c->closing)
 		return;
 	uint64_t now = loop_now_ms(c->w->loop);
-	uint32_t limit = c->w->srv->o.idle_timeout_ms;
-	if (c->tls && !c->tls_up && limit > SINK_TLS_TIMEOUT_MS)
-		limit = SINK_TLS_TIMEOUT_MS;
+	uint32_t limit = idle_limit(c);
 	uint64_t idle = now - c->last_active_ms;
 	if (idle < limit) {
 		/* Re-armed lazily here rather than on every read. */
@@ -581,7 +589,7 @@ static void conn_open(struct sink_worker *w, int fd)
 	w->nlive++;
 	sink_stat_add(&w->stats.sessions, 1);
 	c->last_active_ms = loop_now_ms(w->loop);
-	loop_timer_start(w->loop, &c->t_idle, srv->o.idle_timeout_ms);
+	loop_timer_start(w->loop, &c->t_idle, idle_limit(c));
 	sink_session_start(c->s);
 	drive(c);
 	maybe_finish(c);
