@@ -201,6 +201,28 @@ def idle_connections(t, s):
         so.close()
 
 
+def idle_timeout(t):
+    s = t.start(VolleySink(t.volley, t.peerdir('idle-timeout'), ['--idle-timeout', '1']))
+    c = Client(s.port)
+    c.reply()
+    t0 = time.monotonic()
+    code, lines = c.reply()
+    took = time.monotonic() - t0
+    t.check(code == 421 and lines[0].startswith(b'421 4.4.2') and 0.8 <= took <= 4,
+            '--idle-timeout 1: 421 4.4.2 after %.2fs' % took, None, lines)
+    t.check(c.closed(), '--idle-timeout 1: then closed')
+    c.close()
+    # A handshake that stops halfway is cut as well.
+    c = Client(s.port)
+    c.reply()
+    c.send(b'EHLO c\r\nSTARTTLS\r\n')
+    c.reply()
+    c.reply()
+    c.send(bytes.fromhex('160301020001'))
+    t.check(c.closed(timeout=5), '--idle-timeout 1: a stalled TLS handshake is closed')
+    c.close()
+
+
 def main(t):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = IDLE_CONNS * 2 + 200   # ours and the sink's (it inherits the limit)
@@ -224,6 +246,7 @@ def main(t):
     t.check(st.get('replies', {}).get('500', 0) >= 20, 'stats: the 500s are counted (%s)' % st.get('replies'))
     s2 = t.start_raw(VolleySink(t.volley, t.peerdir('bad-implicit'), ['--implicit-tls']))
     half_tls(t, s2, implicit=True)
+    idle_timeout(t)
     stop_and_check(t)
 
 
