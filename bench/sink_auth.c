@@ -1,7 +1,7 @@
 /* sink_auth: credentials and server-side SASL checks. See sink_auth.h. */
 #include "bench/sink_auth.h"
+#include "bench/sink_file.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,27 +127,11 @@ fail:
 
 struct sink_auth *sink_auth_load(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	size_t n;
+	char *buf = sink_file_read(path, SINK_AUTH_FILE_MAX, &n, err, errlen);
+	if (!buf)
 		return NULL;
-	}
-	char *buf = malloc(SINK_AUTH_FILE_MAX);
-	if (!buf) {
-		fclose(f);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return NULL;
-	}
-	size_t n = fread(buf, 1, SINK_AUTH_FILE_MAX, f);
-	int bad = ferror(f), more = !feof(f) && fgetc(f) != EOF;
-	fclose(f);
-	struct sink_auth *a = NULL;
-	if (bad)
-		snprintf(err, errlen, "%s: read error", path);
-	else if (more)
-		snprintf(err, errlen, "%s: larger than %d bytes", path, SINK_AUTH_FILE_MAX);
-	else
-		a = sink_auth_parse(path, buf, n, err, errlen);
+	struct sink_auth *a = sink_auth_parse(path, buf, n, err, errlen);
 	explicit_bzero(buf, n);
 	free(buf);
 	return a;

@@ -5,6 +5,7 @@
  * each rate> rule (an atomic theoretical arrival time, GCRA style) and the
  * greylist (a fixed table of pair hashes under a mutex). */
 #include "bench/sink_rules.h"
+#include "bench/sink_file.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -353,27 +354,11 @@ fail:
 
 struct sink_rules *sink_rules_load(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	size_t n;
+	char *buf = sink_file_read(path, SINK_RULES_FILE_MAX, &n, err, errlen);
+	if (!buf)
 		return NULL;
-	}
-	char *buf = malloc(SINK_RULES_FILE_MAX + 1);
-	if (!buf) {
-		fclose(f);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return NULL;
-	}
-	size_t n = fread(buf, 1, SINK_RULES_FILE_MAX + 1, f);
-	int bad = ferror(f);
-	fclose(f);
-	struct sink_rules *r = NULL;
-	if (bad)
-		snprintf(err, errlen, "%s: read error", path);
-	else if (n > SINK_RULES_FILE_MAX)
-		snprintf(err, errlen, "%s: larger than %d bytes", path, SINK_RULES_FILE_MAX);
-	else
-		r = sink_rules_parse(path, buf, n, err, errlen);
+	struct sink_rules *r = sink_rules_parse(path, buf, n, err, errlen);
 	free(buf);
 	return r;
 }

@@ -244,21 +244,11 @@ def main(t):
     t.check(s.alive(), 'the sink is still running after all of it')
     st = s.stats()
     t.check(st.get('replies', {}).get('500', 0) >= 20, 'stats: the 500s are counted (%s)' % st.get('replies'))
-    s2 = t.start_raw(VolleySink(t.volley, t.peerdir('bad-implicit'), ['--implicit-tls']))
+    s2 = t.start(VolleySink(t.volley, t.peerdir('bad-implicit'), ['--implicit-tls']))
     half_tls(t, s2, implicit=True)
     idle_timeout(t)
     stop_and_check(t)
 
 
 if __name__ == '__main__':
-    t = vtest.Test('sink_badinput')
-
-    def start_raw(peer):
-        orig = vtest.peerlib.wait_port
-        vtest.peerlib.wait_port = lambda port, pid=None, timeout=15.0, greeting=True: orig(port, pid, timeout, False)
-        try:
-            return t.start(peer)
-        finally:
-            vtest.peerlib.wait_port = orig
-    t.start_raw = start_raw
-    vtest.run_guarded(t, main)
+    vtest.run_guarded(vtest.Test('sink_badinput'), main)

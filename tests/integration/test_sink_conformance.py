@@ -210,7 +210,7 @@ def smtplib_tests(t):
 
 def implicit_tls(t):
     md = os.path.join(t.work, 'md-implicit')
-    s = t.start_raw(VolleySink(t.volley, t.peerdir('implicit'), ['--implicit-tls', '--maildir', md]))
+    s = t.start(VolleySink(t.volley, t.peerdir('implicit'), ['--implicit-tls', '--maildir', md]))
     c = smtplib.SMTP_SSL('127.0.0.1', s.port, local_hostname='client.test', timeout=20, context=tls_ctx(s.cert))
     c.ehlo()
     t.check(not c.has_extn('starttls'), 'implicit TLS: no STARTTLS offered', None, c.esmtp_features)
@@ -268,15 +268,6 @@ def threads(t):
 
 
 def main(t):
-    # The implicit-TLS sink greets only inside TLS: wait for its port alone.
-    def start_raw(peer):
-        orig = vtest.peerlib.wait_port
-        vtest.peerlib.wait_port = lambda port, pid=None, timeout=15.0, greeting=True: orig(port, pid, timeout, False)
-        try:
-            return t.start(peer)
-        finally:
-            vtest.peerlib.wait_port = orig
-    t.start_raw = start_raw
     smtp_source(t)
     swaks_tests(t)
     smtplib_tests(t)

@@ -55,6 +55,17 @@ class VolleySink(peerlib.Peer):
             time.sleep(0.02)
         raise RuntimeError('volley sink printed no "listening" line: %s' % self.logtext()[-2000:])
 
+    def start(self, attempts=1):
+        """Start it and wait until it accepts; with --implicit-tls its
+        greeting is inside TLS, so only the port is waited for. The port
+        comes from the sink itself, so one attempt is enough."""
+        self.proc, self.port = self._launch()
+        self.pid = self.proc.pid
+        if peerlib.wait_port(self.port, self.pid, greeting='--implicit-tls' not in self.args):
+            return self
+        self.stop()
+        raise RuntimeError('volley sink did not come up (see %s)' % self.log)
+
     def sink_pid(self):
         """The sink's own PID (the child of the timeout(1) wrapper)."""
         try:
