@@ -8,7 +8,7 @@ Python:
         s.port, s.pid, s.cert (the generated certificate), s.stats(), s.maildir_messages()
 
 Shell:
-    tests/peers/volley_sink.py --volley build/volley [--dir D] [--port-file F] [-- SINK_ARGS...]
+    tests/peers/volley_sink.py --volley build/volley [--dir D] [--port-file F] [--sink-args '--rules F ...']
     prints "port=N pid=P dir=D"; stop with "tests/peers/volley_sink.py stop P".
 """
 
@@ -152,12 +152,17 @@ def maildir_messages(maildir):
 
 
 if __name__ == '__main__':
+    import shlex
+
     def make(args, extra, workdir):
         if not args.volley:
             raise SystemExit('--volley PATH is needed')
-        return VolleySink(os.path.abspath(args.volley), workdir,
-                          [a for a in extra if a != '--'], args.lifetime)
+        if extra:
+            raise SystemExit('unknown arguments %s (volley sink options go in --sink-args)' % extra)
+        return VolleySink(os.path.abspath(args.volley), workdir, shlex.split(args.sink_args or ''),
+                          args.lifetime)
 
     def add(ap):
         ap.add_argument('--volley', help='the volley binary')
+        ap.add_argument('--sink-args', help='options for volley sink, as one shell-quoted string')
     sys.exit(peerlib.main_for(make, add, 'volley sink on 127.0.0.1'))
