@@ -17,6 +17,8 @@ static const char usage[] =
 "  dkim-keygen --domain D --selector S\n"
 "              make a DKIM key (RSA or Ed25519), write it to a file and print\n"
 "              the DNS TXT record to publish\n"
+"  sink        a fast SMTP server for tests and benchmarks: every extension,\n"
+"              STARTTLS, AUTH, counters, Maildir, fault injection (--rules)\n"
 "  help [COMMAND]\n"
 "\n"
 "Run 'volley COMMAND --help' for a command's options.\n"
@@ -32,6 +34,7 @@ static const struct command commands[] = {
 	{ "probe", volley_probe },
 	{ "bench", volley_bench },
 	{ "dkim-keygen", volley_dkim_keygen },
+	{ "sink", volley_sink },
 };
 
 int main(int argc, char **argv)

@@ -347,6 +347,11 @@ const void *tls_conn_cipher_out(struct tls_conn *c, size_t *len)
 	return c->out + c->out_off;
 }
 
+size_t tls_conn_cipher_pending(const struct tls_conn *c)
+{
+	return c->out_len - c->out_off;
+}
+
 void tls_conn_trim(struct tls_conn *c)
 {
 	if (c->out_len == 0 && !c->out_lent)

@@ -78,6 +78,9 @@ size_t tls_conn_feed(struct tls_conn *c, const void *buf, size_t len);
 const void *tls_conn_cipher_out(struct tls_conn *c, size_t *len);
 void tls_conn_cipher_consume(struct tls_conn *c, size_t n);
 
+/* Ciphertext bytes waiting to be sent (a look only: nothing is lent). */
+size_t tls_conn_cipher_pending(const struct tls_conn *c);
+
 /* Frees the output buffer when nothing waits in it (for idle connections). */
 void tls_conn_trim(struct tls_conn *c);
 
