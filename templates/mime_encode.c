@@ -29,6 +29,8 @@ const char *mime_strerror(int code, const struct bytebuf *out)
 		return "invalid UTF-8";
 	case MIME_ELONG:
 		return "a header line would be longer than 998 octets";
+	case MIME_EADDR:
+		return "an address that cannot be written";
 	default:
 		return "unknown error";
 	}

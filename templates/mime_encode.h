@@ -30,6 +30,7 @@
 #define MIME_EBUF   (-1)   /* the output passed its cap, or no memory: see out->errstr */
 #define MIME_EUTF8  (-2)   /* the text is not valid UTF-8 */
 #define MIME_ELONG  (-3)   /* a token no folding can fit in MIME_LINE_MAX */
+#define MIME_EADDR  (-4)   /* an address that cannot be written (see mime_address.h) */
 
 /* A short static description of a MIME_E* code (out may be NULL; with it,
  * MIME_EBUF says which limit was hit). */
