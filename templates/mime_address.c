@@ -253,13 +253,16 @@ static int mailbox(struct scan *sc, struct mime_mailbox *mb)
 		words++;
 	}
 	if (sc->i == sc->n || sc->s[sc->i] != '<') {
+		/* an '@' where the name should go on, or one word: the text was
+		 * meant as an address, and the first attempt's reason says why it
+		 * is not one */
 		sc->store_len = store_start;
-		if (bare_got_at || words == 0) {
+		if (sc->i < sc->n && sc->s[sc->i] == ':')
+			return fail(sc, sc->i, "group syntax is not supported");
+		if (bare_got_at || words <= 1 || (sc->i < sc->n && sc->s[sc->i] == '@')) {
 			sc->err = bare_err;
 			return -1;
 		}
-		if (sc->i < sc->n && sc->s[sc->i] == ':')
-			return fail(sc, sc->i, "group syntax is not supported");
 		return fail(sc, sc->i, "expected '<' after the display name");
 	}
 	sc->i++;
@@ -342,15 +345,15 @@ static int list_parse(const char *s, size_t n, struct mime_mailbox *out, size_t 
 	if (scan_init(&sc, s, n, store, store_cap) != 0)
 		goto fail;
 	for (;;) {
-		if (count == max) {
-			fail(&sc, sc.i, too_many);
-			goto fail;
-		}
 		if (mailbox(&sc, &out[count]) != 0)
 			break;
 		count++;
 		if (sc.i == sc.n)
 			return (int)count;
+		if (count == max) {
+			fail(&sc, sc.i, too_many);
+			goto fail;
+		}
 		sc.i++;   /* the ',' mailbox() stopped at */
 	}
 	strict = sc.err;

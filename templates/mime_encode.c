@@ -317,7 +317,10 @@ int mime_field_token(struct mime_field *f, const char *ws, size_t wsn, const cha
 	int fold = 0;
 	char *o;
 
-	if (wsn > 0 && ((f->tokens > 0 && col + wsn + n > MIME_LINE_SHOULD) ||
+	/* fold when the line would pass 78 and folding helps: something is on
+	 * it after the name, or the token fits the next line */
+	if (wsn > 0 && ((col + wsn + n > MIME_LINE_SHOULD &&
+			 (f->tokens > 0 || wsn + n <= MIME_LINE_SHOULD)) ||
 			col + wsn + n > MIME_LINE_MAX)) {
 		fold = 1;
 		col = 0;
@@ -472,7 +475,7 @@ fail:
 /* A word that cannot go as it is in an unstructured value. */
 static int word_needs_encoding(const unsigned char *w, size_t n, int utf8, size_t wsn)
 {
-	if (wsn + n >= MIME_LINE_MAX)
+	if (wsn + n > MIME_LINE_MAX)
 		return 1;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char b = w[i];

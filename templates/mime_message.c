@@ -224,13 +224,34 @@ static const char *msgid_domain_problem(const char *d, size_t n)
 	return NULL;
 }
 
+/* 128 bits in 26 characters of lower-case base32 (RFC 4648's alphabet):
+ * shorter than hex, so that the Message-ID line stays within 78. */
+static void base32_128(char out[26], const unsigned char in[MSGID_RANDOM])
+{
+	static const char digits[] = "abcdefghijklmnopqrstuvwxyz234567";
+	unsigned acc = 0, bits = 0;
+	size_t o = 0;
+
+	for (size_t i = 0; i < MSGID_RANDOM; i++) {
+		acc = (acc << 8 | in[i]) & 0xfff;
+		bits += 8;
+		while (bits >= 5) {
+			out[o++] = digits[(acc >> (bits - 5)) & 31];
+			bits -= 5;
+		}
+	}
+	out[o] = digits[(acc << (5 - bits)) & 31];   /* the last 3 bits */
+}
+
 static int message_id(struct build *st, const struct tm *tm)
 {
 	char domain[MIME_DOMAIN_MAX + 1];
 	unsigned char rnd[MSGID_RANDOM];
 	const char *why = NULL, *d = st->o->msgid_domain;
 	char *id = st->info->message_id;
+	struct mime_field f;
 	ssize_t dlen;
+	int r;
 
 	if (!d)
 		return fail(st->b, "no Message-ID domain");
@@ -241,16 +262,22 @@ static int message_id(struct build *st, const struct tm *tm)
 		return fail(st->b, "Message-ID domain \"%.64s\": %s", d, why);
 	if (random_bytes(st->b, rnd, sizeof rnd) != 0)
 		return -1;
-	/* the date's digits (the year has four: mime_format_date checked it) */
+	/* <YYYYMMDDhhmmss.base32@domain>: the date's digits (four for the
+	 * year: mime_format_date checked it), then the random bits */
 	id[0] = '<';
 	if (strftime(id + 1, 15, "%Y%m%d%H%M%S", tm) != 14)
 		return fail(st->b, "date out of range");
 	id[15] = '.';
-	hex(id + 16, rnd, sizeof rnd);
-	snprintf(id + 16 + 2 * sizeof rnd, MIME_MSGID_MAX - 16 - 2 * sizeof rnd, "@%s>", domain);
-	if (bytebuf_append_str(st->out, "Message-ID: ") != 0 ||
-	    bytebuf_append_str(st->out, id) != 0 || bytebuf_append(st->out, "\r\n", 2) != 0)
-		return fail(st->b, "%s", st->out->errstr);
+	base32_128(id + 16, rnd);
+	snprintf(id + 42, MIME_MSGID_MAX - 42, "@%s>", domain);
+
+	r = mime_field_begin(&f, st->out, "Message-ID", 10);
+	if (r == 0)
+		r = mime_field_token(&f, " ", 1, id, strlen(id));
+	if (r == 0)
+		r = mime_field_end(&f);
+	if (r != 0)
+		return fail(st->b, "Message-ID: %s", mime_strerror(r, st->out));
 	return 0;
 }
 

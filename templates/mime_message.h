@@ -28,7 +28,8 @@
  * hold "=_", which neither quoted-printable nor base64 can produce; parts
  * that go as they are (7bit, 8bit) are searched for the boundary, and the
  * message is built again with new boundaries in the (2^-80) case it is
- * there. The Message-ID is <date.128-random-bits@domain>.
+ * there. The Message-ID is <YYYYMMDDhhmmss.R@domain>, R being 128 random
+ * bits in base32.
  *
  * A builder keeps its scratch memory between messages: one per thread. */
 #ifndef VOLLEY_MIME_MESSAGE_H
@@ -45,7 +46,7 @@
 #define MIME_HEADER_VALUE_MAX  (64u << 10)   /* octets in one rendered header value */
 #define MIME_ADDRESSES_MAX     100           /* mailboxes in one address header */
 #define MIME_URL_MAX           900           /* octets in an unsubscribe URL */
-#define MIME_MSGID_MAX         (1 + 14 + 1 + 32 + 1 + MIME_DOMAIN_MAX + 1 + 1)
+#define MIME_MSGID_MAX         (1 + 14 + 1 + 26 + 1 + MIME_DOMAIN_MAX + 1 + 1)
 #define MIME_DATE_MAX          32            /* "Thu, 01 Jan 1970 00:00:00 +0000" and NUL */
 #define MIME_ERR_MAX           320
 
