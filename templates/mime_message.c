@@ -494,6 +494,22 @@ static int multipart_header(struct build *st, const char *subtype, char level)
 	return 0;
 }
 
+/* Whether p[0..n) holds the boundaries' prefix: every '=' is looked at
+ * (memchr is fast, and '=' is rare enough even in HTML). */
+static int holds_boundary(const char *p, size_t n, const char *prefix)
+{
+	const char *end = p + n, *q = p;
+
+	while ((q = memchr(q, '=', (size_t)(end - q))) != NULL) {
+		if ((size_t)(end - q) < BOUNDARY_PREFIX_LEN)
+			return 0;
+		if (memcmp(q, prefix, BOUNDARY_PREFIX_LEN) == 0)
+			return 1;
+		q++;
+	}
+	return 0;
+}
+
 static int text_part(struct build *st, const char *subtype, const char *p, size_t n)
 {
 	struct bytebuf *out = st->out;
@@ -515,8 +531,8 @@ static int text_part(struct build *st, const char *subtype, const char *p, size_
 			memcpy(out->data + cte_at, "8bit", 4);
 			st->any_8bit = 1;
 		}
-		if (st->multipart && memmem(out->data + body_at, out->len - body_at, st->boundary,
-					    BOUNDARY_PREFIX_LEN))
+		if (st->multipart &&
+		    holds_boundary(out->data + body_at, out->len - body_at, st->boundary))
 			st->collided = 1;
 		return 0;
 	}
