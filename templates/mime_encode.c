@@ -515,18 +515,21 @@ int mime_field_encoded(struct mime_field *f, const char *ws, size_t wsn, const c
 		int fold = 0;
 		char *o, *word;
 
-		if (sepn > 0 && room < EWORD_MIN) {
+		take = room > EWORD_OVERHEAD ? eword_take(text + i, n - i, use_b, room - EWORD_OVERHEAD) : 0;
+		if (sepn > 0 && room < EWORD_MIN && take < n - i) {
+			/* the rest does not fit what is left of the line: fold */
 			fold = 1;
 			used = sepn;
 			room = eword_room(used);
+			if (room < EWORD_MIN) {
+				/* whitespace too long for 78 octets: settle for 998 */
+				room = used < MIME_LINE_MAX ? MIME_LINE_MAX - used : 0;
+				if (room > MIME_EWORD_MAX)
+					room = MIME_EWORD_MAX;
+			}
+			take = room > EWORD_OVERHEAD
+				       ? eword_take(text + i, n - i, use_b, room - EWORD_OVERHEAD) : 0;
 		}
-		if (room < EWORD_MIN) {
-			/* whitespace too long for 78 octets: settle for 998 */
-			room = used < MIME_LINE_MAX ? MIME_LINE_MAX - used : 0;
-			if (room > MIME_EWORD_MAX)
-				room = MIME_EWORD_MAX;
-		}
-		take = room > EWORD_OVERHEAD ? eword_take(text + i, n - i, use_b, room - EWORD_OVERHEAD) : 0;
 		if (take == 0) {
 			r = MIME_ELONG;
 			goto fail;

@@ -696,6 +696,13 @@ static void test_fields(void)
 		T_EQ_INT(unstructured(&b, "Subject", cases[i].value, cases[i].utf8), 0);
 		T_EQ_MEM(b.data, b.len, cases[i].want, strlen(cases[i].want));
 	}
+	/* a long name: a short encoded word still fits after it, a long one
+	 * starts on the next line */
+	T_EQ_INT(unstructured(&b, "X-A-Rather-Long-Header-Name-For-Testing-The-Fold-Rule-Here", "\xc3\xa9", 0), 0);
+	T_EQ_MEM(b.data, b.len, "X-A-Rather-Long-Header-Name-For-Testing-The-Fold-Rule-Here: =?UTF-8?B?w6k=?=\r\n", 78);
+	T_EQ_INT(unstructured(&b, "X-A-Rather-Long-Header-Name-For-Testing-The-Fold-Rule-Here",
+			      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 0), 0);
+	T_EQ_MEM(b.data, b.len, "X-A-Rather-Long-Header-Name-For-Testing-The-Fold-Rule-Here:\r\n =?UTF-8?B?w6nDqcOpw6nDqcOp?=\r\n", 92);
 	T_EQ_INT(unstructured(&b, "Subject", "bad \xc3(", 0), MIME_EUTF8);
 	T_EQ_INT(unstructured(&b, "Subject", "bad \xc3(", 1), MIME_EUTF8);
 	bytebuf_free(&b);
