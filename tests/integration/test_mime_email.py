@@ -7,7 +7,7 @@ long lines, unsubscribe headers, header injection, and template errors.
 Each part is decoded and compared with what went in.
 
 The tool comes from the environment variable MIME_BUILD_TOOL (VOLLEY is set
-too, like for the other integration tests, but not needed here)."""
+too, as for the other integration tests; vtest.Test wants it)."""
 
 import datetime
 import email
@@ -16,40 +16,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vtest  # noqa: E402
+
 DATE = 1700000000
-
-
-class Checks:
-    def __init__(self):
-        self.failed = 0
-        self.passed = 0
-
-    def check(self, cond, what, detail=None):
-        if cond:
-            self.passed += 1
-            return True
-        self.failed += 1
-        print('FAIL: %s' % what)
-        if detail is not None:
-            print('      %s' % (detail,))
-        return False
-
-    def eq(self, got, want, what):
-        return self.check(got == want, what, 'got %r, want %r' % (got, want))
-
-
-def tool_path():
-    path = os.environ.get('MIME_BUILD_TOOL')
-    if not path:
-        print('FAIL: the environment variable MIME_BUILD_TOOL is not set')
-        sys.exit(1)
-    if not os.access(path, os.X_OK):
-        print('FAIL: MIME_BUILD_TOOL=%s is not an executable file' % path)
-        sys.exit(1)
-    return path
 
 
 class Built:
@@ -98,7 +69,8 @@ class Suite:
     def wire(self, b, what, header_limit=78):
         t = self.t
         if not t.eq(b.rc, 0, '%s: the tool succeeded' % what) or not t.check(
-                b.parse_error is None, '%s: email.policy.strict parses it' % what, b.parse_error):
+                b.parse_error is None, '%s: email.policy.strict parses it' % what,
+                detail=b.parse_error):
             print('      stderr: %s' % b.err.strip())
             return False
         raw = b.raw
@@ -106,12 +78,12 @@ class Suite:
         t.check(b'\r' not in raw.replace(b'\r\n', b''), '%s: no bare CR' % what)
         lines = raw.split(b'\r\n')
         t.check(max(len(x) for x in lines) <= 998, '%s: no line over 998 octets' % what,
-                max(len(x) for x in lines))
+                detail=max(len(x) for x in lines))
         head = raw.split(b'\r\n\r\n', 1)[0].split(b'\r\n')
         if header_limit:
             long_ones = [x for x in head if len(x) > header_limit]
             t.check(not long_ones, '%s: header lines within %d octets' % (what, header_limit),
-                    long_ones[:2])
+                    detail=long_ones[:2])
         m = b.msg
         t.eq(m['MIME-Version'], '1.0', '%s: MIME-Version' % what)
         t.eq(len(m.get_all('MIME-Version')), 1, '%s: one MIME-Version' % what)
@@ -119,12 +91,12 @@ class Suite:
              '%s: Date' % what)
         mid = str(m['Message-ID'])
         t.check(re.fullmatch(r'<\d{14}\.[a-z2-7]{26}@[a-z0-9.-]+>', mid) is not None,
-                '%s: Message-ID form' % what, mid)
+                '%s: Message-ID form' % what, detail=mid)
         t.eq(b.info.get('message_id'), mid, '%s: the Message-ID the tool reports' % what)
-        t.check(not m.defects, '%s: no defects' % what, m.defects)
+        t.check(not m.defects, '%s: no defects' % what, detail=m.defects)
         for part in m.walk():
             t.check(not part.defects, '%s: no defects in %s' % (what, part.get_content_type()),
-                    part.defects)
+                    detail=part.defects)
         # the boundaries appear nowhere but on their own lines
         for part in m.walk():
             bnd = part.get_boundary()
@@ -132,7 +104,7 @@ class Suite:
                 for line in raw.split(b'\r\n'):
                     if bnd.encode() in line:
                         t.check(line.startswith(b'--' + bnd.encode()) or b'boundary=' in line,
-                                '%s: boundary only on delimiter lines' % what, line[:80])
+                                '%s: boundary only on delimiter lines' % what, detail=line[:80])
         return True
 
     def leaves(self, m):
@@ -275,7 +247,7 @@ def international(s):
                     import quopri
                     quopri.decodestring(text.replace(b'_', b' '), header=True).decode('utf-8')
             except UnicodeDecodeError:
-                t.check(False, 'non-ASCII: an encoded word splits a UTF-8 sequence', w)
+                t.check(False, 'non-ASCII: an encoded word splits a UTF-8 sequence', detail=w)
 
     b = s.build(tpl, '--8bitmime')
     if s.wire(b, '8BITMIME'):
@@ -299,7 +271,7 @@ def international(s):
     utf8_local = 'From: \u7528\u6237@example.test\n\nx\n'
     b = s.build(utf8_local)
     t.eq(b.rc, 1, 'non-ASCII local part without SMTPUTF8: refused')
-    t.check('needs a server with SMTPUTF8' in b.err, 'non-ASCII local part: the reason', b.err)
+    t.check('needs a server with SMTPUTF8' in b.err, 'non-ASCII local part: the reason', detail=b.err)
     b = s.build(utf8_local, '--smtputf8')
     if s.wire(b, 'non-ASCII local part with SMTPUTF8'):
         t.eq(unescape(b.msg['From'].addresses[0].addr_spec), '\u7528\u6237@example.test',
@@ -351,7 +323,7 @@ def unsubscribe(s):
         t.eq(b.msg['List-Unsubscribe-Post'], None, 'unsubscribe by mail: no one-click')
     b = s.build('From: a@example.test\n\nx\n', '--unsubscribe', 'http://insecure.example.test/u')
     t.eq(b.rc, 1, 'unsubscribe over http: refused')
-    t.check('https://' in b.err, 'unsubscribe over http: the reason', b.err)
+    t.check('https://' in b.err, 'unsubscribe over http: the reason', detail=b.err)
 
 
 def injection(s):
@@ -375,7 +347,7 @@ def injection(s):
                     '%s: nothing starts a header line' % what)
             if name == 'X-Test':
                 t.check(str(m['X-Test']).startswith('a ') or str(m['X-Test']).startswith('a\t'),
-                        '%s: the value kept on one field' % what, str(m['X-Test']))
+                        '%s: the value kept on one field' % what, detail=str(m['X-Test']))
 
 
 def errors(s):
@@ -392,10 +364,10 @@ def errors(s):
     for tpl, want in cases:
         b = s.build(tpl)
         t.eq(b.rc, 1, 'error %r: exit status 1' % want)
-        t.check(want in b.err, 'error %r: said' % want, b.err.strip())
+        t.check(want in b.err, 'error %r: said' % want, detail=b.err.strip())
     b = s.build('From: a@example.test\n\nx\n', '--header', 'Content-Type: text/html')
     t.check(b.rc == 1 and 'Content-Type is set by volley' in b.err, 'a Content-Type added: refused',
-            b.err.strip())
+            detail=b.err.strip())
 
 
 def unique_ids(s):
@@ -423,17 +395,11 @@ def speed(s):
         print('speed, %s: %s' % (name, p.stderr.decode().strip()))
 
 
-def main():
-    tool = tool_path()
-    t = Checks()
-    with tempfile.TemporaryDirectory(prefix='volley-mime-') as tmp:
-        s = Suite(t, tool, tmp)
-        for step in (shapes, international, long_lines, unsubscribe, injection, errors, unique_ids,
-                     speed):
-            step(s)
-    print('%d checks, %d failed' % (t.passed + t.failed, t.failed))
-    sys.exit(1 if t.failed else 0)
+def main(t):
+    s = Suite(t, vtest.binary_from_env('MIME_BUILD_TOOL', 'the built tests/mime_build_tool'), t.work)
+    for step in (shapes, international, long_lines, unsubscribe, injection, errors, unique_ids, speed):
+        step(s)
 
 
 if __name__ == '__main__':
-    main()
+    vtest.run_guarded(vtest.Test('mime-email'), main)
