@@ -13,16 +13,20 @@
  *     <p>Hello {{name}}, ...</p>
  *     --- attach terms.pdf application/pdf
  *
- * Header values may hold mustache tags; names may not. An attachment's
- * PATH is taken as written (attachments are read once per campaign). A body whose first
- * non-empty line is not a part marker is one text/plain part, and no line of
- * it is read as a marker (a line that is exactly a known marker is an error
- * there, since it is surely a mistake). Otherwise the body is made of parts,
- * each starting with a marker line: "--- text", "--- html" or
- * "--- attach PATH [content-type]". In such a body every line that starts
- * with "--- " and a letter is a marker, and an unknown one is an error. PATH
- * is relative to the template's folder (neither absolute nor holding ".."),
- * and the content type is guessed from its extension when absent.
+ * Header values may hold mustache tags; names may not, nor may an
+ * attachment's PATH (attachments are read once per campaign). A header line
+ * that starts with a space or tab continues the one above; a line of only
+ * whitespace ends the header like an empty one.
+ *
+ * A body whose first non-empty line is not a part marker is one text/plain
+ * part, and no line of it is read as a marker (but a line that is exactly a
+ * known marker is an error there: surely a mistake). Otherwise the body is
+ * made of parts, each starting with a marker line: "--- text", "--- html"
+ * or "--- attach PATH [content-type]"; in such a body every line that
+ * starts with "--- " and a letter is a marker, and an unknown one is an
+ * error. A text or html part is the lines after its marker, line ends
+ * included. PATH is relative to the template's folder (neither absolute nor
+ * holding ".."); the content type is guessed from its extension when absent.
  *
  * The parser returns views into the caller's text (which must outlive
  * them), each with the line and column where it starts, so that the
