@@ -31,15 +31,21 @@ def skip(why):
     sys.exit(SKIP)
 
 
-def volley_binary():
-    path = os.environ.get('VOLLEY')
+def binary_from_env(var, what):
+    """The executable named by the environment variable var (meson sets
+    it); a failure when it is missing."""
+    path = os.environ.get(var)
     if not path:
-        print('FAIL: the environment variable VOLLEY (path to the built volley) is not set')
+        print('FAIL: the environment variable %s (path to %s) is not set' % (var, what))
         sys.exit(1)
     if not os.access(path, os.X_OK):
-        print('FAIL: VOLLEY=%s is not an executable file' % path)
+        print('FAIL: %s=%s is not an executable file' % (var, path))
         sys.exit(1)
     return path
+
+
+def volley_binary():
+    return binary_from_env('VOLLEY', 'the built volley')
 
 
 class Probe:

@@ -1,0 +1,639 @@
+/* mime_message: see mime_message.h. */
+#include "templates/mime_message.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "templates/mime_encode.h"
+#include "templates/utf8.h"
+
+/* Random bytes are drawn from the kernel this many at a time: one
+ * getrandom call serves about twenty messages. */
+#define RANDOM_POOL 512
+#define MSGID_RANDOM 16       /* 128 bits */
+#define BOUNDARY_RANDOM 10    /* 80 bits */
+/* "=_" and 20 hex digits: what every boundary of a message starts with */
+#define BOUNDARY_PREFIX_LEN (2 + 2 * BOUNDARY_RANDOM)
+#define BUILD_ATTEMPTS 4
+
+struct mime_builder {
+	struct bytebuf clean;          /* one header value, cleaned */
+	struct bytebuf names;          /* the display names of one address header */
+	struct mime_mailbox boxes[MIME_ADDRESSES_MAX];
+	int (*fill)(void *ud, void *buf, size_t n);
+	void *fill_ud;
+	unsigned char pool[RANDOM_POOL];
+	size_t pool_used;
+	char errstr[MIME_ERR_MAX];
+};
+
+/* One message being built. */
+struct build {
+	struct mime_builder *b;
+	const struct mime_message_parts *in;
+	const struct mime_message_opts *o;
+	struct bytebuf *out;
+	struct mime_message_info *info;
+	char boundary[BOUNDARY_PREFIX_LEN + 3];   /* prefix, '_', a letter per level */
+	int multipart;
+	int collided;                  /* a part that goes as it is holds the boundary */
+	int any_8bit;
+};
+
+static int sys_random(void *ud, void *buf, size_t n)
+{
+	unsigned char *p = buf;
+
+	while (n > 0) {
+		ssize_t r = getrandom(p, n, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+struct mime_builder *mime_builder_new(void)
+{
+	struct mime_builder *b = calloc(1, sizeof *b);
+
+	if (!b)
+		return NULL;
+	bytebuf_init(&b->clean, MIME_HEADER_VALUE_MAX);
+	bytebuf_init(&b->names, MIME_HEADER_VALUE_MAX);
+	b->fill = sys_random;
+	b->pool_used = RANDOM_POOL;
+	return b;
+}
+
+void mime_builder_free(struct mime_builder *b)
+{
+	if (!b)
+		return;
+	bytebuf_free(&b->clean);
+	bytebuf_free(&b->names);
+	free(b);
+}
+
+void mime_builder_set_random(struct mime_builder *b,
+			     int (*fill)(void *ud, void *buf, size_t n), void *ud)
+{
+	b->fill = fill ? fill : sys_random;
+	b->fill_ud = fill ? ud : NULL;
+	b->pool_used = RANDOM_POOL;
+}
+
+const char *mime_builder_errstr(const struct mime_builder *b)
+{
+	return b->errstr;
+}
+
+__attribute__((format(printf, 2, 3)))
+static int fail(struct mime_builder *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b->errstr, sizeof b->errstr, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int random_bytes(struct mime_builder *b, unsigned char *out, size_t n)
+{
+	if (RANDOM_POOL - b->pool_used < n) {
+		if (b->fill(b->fill_ud, b->pool, RANDOM_POOL) != 0)
+			return fail(b, "no random bytes: %s", strerror(errno));
+		b->pool_used = 0;
+	}
+	memcpy(out, b->pool + b->pool_used, n);
+	b->pool_used += n;
+	return 0;
+}
+
+static void hex(char *out, const unsigned char *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+}
+
+/* ---- header names ---- */
+
+static const char *const SINGLE[] = {
+	/* the address headers first: mime_header_is_address counts them */
+	"From", "Sender", "Reply-To", "To", "Cc", "Bcc",
+	"Subject", "In-Reply-To", "References",
+};
+#define ADDRESS_HEADERS 6
+
+static int name_is(const char *name, size_t len, const char *want)
+{
+	return strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+/* The index of name in SINGLE, or -1. */
+static int single_index(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof SINGLE / sizeof SINGLE[0]; i++)
+		if (name_is(name, len, SINGLE[i]))
+			return (int)i;
+	return -1;
+}
+
+int mime_header_name_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > MIME_HEADER_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 33 || (unsigned char)name[i] > 126 || name[i] == ':')
+			return 0;
+	return 1;
+}
+
+int mime_header_is_reserved(const char *name, size_t len)
+{
+	return name_is(name, len, "Date") || name_is(name, len, "Message-ID") ||
+	       name_is(name, len, "MIME-Version") ||
+	       (len > 8 && strncasecmp(name, "Content-", 8) == 0);
+}
+
+int mime_header_is_single(const char *name, size_t len)
+{
+	return single_index(name, len) >= 0;
+}
+
+int mime_header_is_address(const char *name, size_t len)
+{
+	int i = single_index(name, len);
+	return i >= 0 && i < ADDRESS_HEADERS;
+}
+
+/* ---- dates and IDs ---- */
+
+size_t mime_format_date(int64_t t, char out[MIME_DATE_MAX])
+{
+	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t tt = (time_t)t;
+	struct tm tm;
+	int n;
+
+	/* 253402300799 is 9999-12-31 23:59:59 */
+	if (t < 0 || t > 253402300799LL || !gmtime_r(&tt, &tm))
+		return 0;
+	n = snprintf(out, MIME_DATE_MAX, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday],
+		     tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+		     tm.tm_sec);
+	return n > 0 && n < MIME_DATE_MAX ? (size_t)n : 0;
+}
+
+/* A domain for the Message-ID: letters, digits and hyphens in labels of 1
+ * to 63 octets (after IDNA). Returns the reason it is not, or NULL. */
+static const char *msgid_domain_problem(const char *d, size_t n)
+{
+	size_t label = 0;
+
+	if (n == 0)
+		return "empty";
+	for (size_t i = 0; i <= n; i++) {
+		unsigned char c = i < n ? (unsigned char)d[i] : '.';
+		if (c == '.') {
+			if (i == label || i - label > 63 || d[label] == '-' || d[i - 1] == '-')
+				return "not a domain name";
+			label = i + 1;
+		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') || c == '-')) {
+			return "not a domain name";
+		}
+	}
+	return NULL;
+}
+
+/* 128 bits in 26 characters of lower-case base32 (RFC 4648's alphabet):
+ * shorter than hex, so that the Message-ID line stays within 78. */
+static void base32_128(char out[26], const unsigned char in[MSGID_RANDOM])
+{
+	static const char digits[] = "abcdefghijklmnopqrstuvwxyz234567";
+	unsigned acc = 0, bits = 0;
+	size_t o = 0;
+
+	for (size_t i = 0; i < MSGID_RANDOM; i++) {
+		acc = (acc << 8 | in[i]) & 0xfff;
+		bits += 8;
+		while (bits >= 5) {
+			out[o++] = digits[(acc >> (bits - 5)) & 31];
+			bits -= 5;
+		}
+	}
+	out[o] = digits[(acc << (5 - bits)) & 31];   /* the last 3 bits */
+}
+
+static int message_id(struct build *st, const struct tm *tm)
+{
+	char domain[MIME_DOMAIN_MAX + 1];
+	unsigned char rnd[MSGID_RANDOM];
+	const char *why = NULL, *d = st->o->msgid_domain;
+	char *id = st->info->message_id;
+	struct mime_field f;
+	ssize_t dlen;
+	int r;
+
+	if (!d)
+		return fail(st->b, "no Message-ID domain");
+	dlen = mime_domain_wire(d, strlen(d), 0, domain, &why);
+	if (dlen >= 0)
+		why = msgid_domain_problem(domain, (size_t)dlen);
+	if (why)
+		return fail(st->b, "Message-ID domain \"%.64s\": %s", d, why);
+	if (random_bytes(st->b, rnd, sizeof rnd) != 0)
+		return -1;
+	/* <YYYYMMDDhhmmss.base32@domain>: the date's digits (four for the
+	 * year: mime_format_date checked it), then the random bits */
+	id[0] = '<';
+	if (strftime(id + 1, 15, "%Y%m%d%H%M%S", tm) != 14)
+		return fail(st->b, "date out of range");
+	id[15] = '.';
+	base32_128(id + 16, rnd);
+	snprintf(id + 42, MIME_MSGID_MAX - 42, "@%s>", domain);
+
+	r = mime_field_begin(&f, st->out, "Message-ID", 10);
+	if (r == 0)
+		r = mime_field_token(&f, " ", 1, id, strlen(id));
+	if (r == 0)
+		r = mime_field_end(&f);
+	if (r != 0)
+		return fail(st->b, "Message-ID: %s", mime_strerror(r, st->out));
+	return 0;
+}
+
+/* ---- unsubscribe (RFC 2369, RFC 8058) ---- */
+
+static const char *url_problem(const char *u, const char *scheme)
+{
+	size_t n = strlen(u), sn = strlen(scheme);
+
+	if (n <= sn || strncasecmp(u, scheme, sn) != 0)
+		return "wrong scheme or nothing after it";
+	if (n > MIME_URL_MAX)
+		return "longer than 900 octets";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)u[i];
+		if (c < 0x21 || c > 0x7e || c == '<' || c == '>' || c == '"')
+			return "holds a space, control, quote, angle bracket or non-ASCII character "
+			       "(percent-encode it)";
+	}
+	return NULL;
+}
+
+static int unsubscribe(struct build *st)
+{
+	const char *url = st->o->unsubscribe_url, *mailto = st->o->unsubscribe_mailto, *why;
+	char tok[MIME_URL_MAX + 3];
+	struct mime_field f;
+	int r;
+
+	if (!url && !mailto)
+		return 0;
+	if (url && (why = url_problem(url, "https://")))
+		return fail(st->b, "unsubscribe URL must be https://...: %s", why);
+	if (mailto && (why = url_problem(mailto, "mailto:")))
+		return fail(st->b, "unsubscribe mailto must be mailto:...: %s", why);
+	r = mime_field_begin(&f, st->out, "List-Unsubscribe", 16);
+	if (r == 0 && url) {
+		int n = snprintf(tok, sizeof tok, "<%s>", url);
+		r = mime_field_token(&f, " ", 1, tok, (size_t)n);
+		if (r == 0 && mailto)
+			r = mime_field_token(&f, "", 0, ",", 1);
+	}
+	if (r == 0 && mailto) {
+		int n = snprintf(tok, sizeof tok, "<%s>", mailto);
+		r = mime_field_token(&f, " ", 1, tok, (size_t)n);
+	}
+	if (r == 0)
+		r = mime_field_end(&f);
+	if (r == 0 && url &&
+	    bytebuf_append_str(st->out, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n") != 0)
+		r = MIME_EBUF;
+	if (r != 0)
+		return fail(st->b, "List-Unsubscribe: %s", mime_strerror(r, st->out));
+	return 0;
+}
+
+/* ---- the template's headers ---- */
+
+/* A header name as it may be shown in a message: printable ASCII only. */
+static const char *shown(const char *name, size_t len, char out[MIME_HEADER_NAME_MAX + 1])
+{
+	size_t n = len > MIME_HEADER_NAME_MAX ? MIME_HEADER_NAME_MAX : len;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = name[i] > 32 && name[i] < 127 ? name[i] : '?';
+	out[n] = '\0';
+	return out;
+}
+
+static int is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static int address_header(struct build *st, const struct mime_header_value *h, const char *name,
+			  const char *v, size_t n, int is_from, int one)
+{
+	struct mime_builder *b = st->b;
+	struct mime_addr_error aerr;
+	struct mime_field f;
+	const char *why = NULL;
+	int count, r;
+
+	bytebuf_clear(&b->names);
+	if (bytebuf_reserve(&b->names, n) != 0)
+		return fail(b, "header %s: %s", name, b->names.errstr);
+	if (one)
+		count = mime_mailbox_parse(v, n, b->boxes, b->names.data, b->names.cap, &aerr) == 0 ? 1 : -1;
+	else
+		count = mime_address_list_parse(v, n, b->boxes, MIME_ADDRESSES_MAX, b->names.data,
+						b->names.cap, &aerr);
+	if (count < 0)
+		return fail(b, "header %s: %s at offset %zu of \"%.*s\"", name, aerr.why, aerr.offset,
+			    n > 80 ? 80 : (int)n, v);
+	r = mime_field_begin(&f, st->out, h->name, h->name_len);
+	if (r == 0)
+		r = mime_address_list_write(&f, b->boxes, (size_t)count, st->o->smtputf8, &why);
+	if (r == 0)
+		r = mime_field_end(&f);
+	if (r != 0)
+		return fail(b, "header %s: %s", name, r == MIME_EADDR ? why : mime_strerror(r, st->out));
+	if (is_from && mime_mailbox_envelope(&b->boxes[0], st->o->smtputf8, st->info->envelope_from,
+					     sizeof st->info->envelope_from, &why) < 0)
+		return fail(b, "header %s: %s", name, why);
+	return 0;
+}
+
+static int headers(struct build *st)
+{
+	const struct mime_message_opts *o = st->o;
+	struct mime_builder *b = st->b;
+	char date[MIME_DATE_MAX], name[MIME_HEADER_NAME_MAX + 1];
+	unsigned seen = 0;     /* bit i: SINGLE[i] was given */
+	size_t header_start = st->out->len;
+	time_t tt = (time_t)o->date;
+	struct tm tm;
+
+	if (mime_format_date(o->date, date) == 0 || !gmtime_r(&tt, &tm))
+		return fail(b, "date out of range: %lld", (long long)o->date);
+	if (bytebuf_append_str(st->out, "Date: ") != 0 || bytebuf_append_str(st->out, date) != 0 ||
+	    bytebuf_append(st->out, "\r\n", 2) != 0)
+		return fail(b, "%s", st->out->errstr);
+
+	for (size_t k = 0; k < st->in->nheaders; k++) {
+		const struct mime_header_value *h = &st->in->headers[k];
+		int single = single_index(h->name, h->name_len);
+		struct mime_field f;
+		const char *v;
+		size_t n;
+		int r;
+
+		shown(h->name, h->name_len, name);
+		if (!mime_header_name_valid(h->name, h->name_len))
+			return fail(b, "bad header name \"%s\"", name);
+		if (mime_header_is_reserved(h->name, h->name_len))
+			return fail(b, "header %s is set by volley; remove it from the template", name);
+		if ((o->unsubscribe_url || o->unsubscribe_mailto) &&
+		    (name_is(h->name, h->name_len, "List-Unsubscribe") ||
+		     name_is(h->name, h->name_len, "List-Unsubscribe-Post")))
+			return fail(b, "header %s is set by volley from the unsubscribe URL", name);
+		if (single >= 0) {
+			if (seen & (1u << single))
+				return fail(b, "header %s appears twice", name);
+			seen |= 1u << single;
+		}
+		if (h->value_len > MIME_HEADER_VALUE_MAX)
+			return fail(b, "header %s: value longer than %u octets", name,
+				    MIME_HEADER_VALUE_MAX);
+		bytebuf_clear(&b->clean);
+		if (bytebuf_reserve(&b->clean, h->value_len) != 0)
+			return fail(b, "header %s: %s", name, b->clean.errstr);
+		v = b->clean.data;
+		n = h->value_len ? mime_header_clean(b->clean.data, h->value, h->value_len) : 0;
+		while (n > 0 && is_wsp(v[0]))
+			v++, n--;
+		while (n > 0 && is_wsp(v[n - 1]))
+			n--;
+		if (n == 0) {
+			if (single == 0)
+				return fail(b, "header From is empty");
+			continue;   /* "Cc: {{cc}}" without a cc */
+		}
+		if (utf8_check(v, n) != n)
+			return fail(b, "header %s: invalid UTF-8 at byte %zu", name, utf8_check(v, n));
+		if (single >= 0 && single < ADDRESS_HEADERS) {
+			/* From and Sender name one mailbox: MAIL FROM comes from it */
+			if (address_header(st, h, name, v, n, single == 0, single <= 1) != 0)
+				return -1;
+			continue;
+		}
+		r = mime_field_begin(&f, st->out, h->name, h->name_len);
+		if (r == 0)
+			r = mime_field_unstructured(&f, v, n, o->smtputf8);
+		if (r == 0)
+			r = mime_field_end(&f);
+		if (r != 0)
+			return fail(b, "header %s: %s", name, mime_strerror(r, st->out));
+	}
+	if (!(seen & 1u))
+		return fail(b, "no From header");
+	if (message_id(st, &tm) != 0 || unsubscribe(st) != 0)
+		return -1;
+	if (bytebuf_append_str(st->out, "MIME-Version: 1.0\r\n") != 0)
+		return fail(b, "%s", st->out->errstr);
+	st->info->needs_smtputf8 =
+		utf8_has_non_ascii(st->out->data + header_start, st->out->len - header_start);
+	return 0;
+}
+
+/* ---- the body ---- */
+
+static int put(struct build *st, const char *s)
+{
+	if (bytebuf_append_str(st->out, s) != 0)
+		return fail(st->b, "%s", st->out->errstr);
+	return 0;
+}
+
+/* "--B_x" with what comes before and after it. */
+static int delimiter(struct build *st, const char *before, char level, const char *after)
+{
+	st->boundary[BOUNDARY_PREFIX_LEN + 1] = level;
+	if (put(st, before) != 0 || put(st, "--") != 0 || put(st, st->boundary) != 0)
+		return -1;
+	return put(st, after);
+}
+
+static int multipart_header(struct build *st, const char *subtype, char level)
+{
+	st->boundary[BOUNDARY_PREFIX_LEN + 1] = level;
+	if (put(st, "Content-Type: multipart/") != 0 || put(st, subtype) != 0 ||
+	    put(st, "; boundary=\"") != 0 || put(st, st->boundary) != 0 || put(st, "\"\r\n\r\n") != 0)
+		return -1;
+	return 0;
+}
+
+/* Whether p[0..n) holds the boundaries' prefix: every '=' is looked at
+ * (memchr is fast, and '=' is rare enough even in HTML). */
+static int holds_boundary(const char *p, size_t n, const char *prefix)
+{
+	const char *end = p + n, *q = p;
+
+	while ((q = memchr(q, '=', (size_t)(end - q))) != NULL) {
+		if ((size_t)(end - q) < BOUNDARY_PREFIX_LEN)
+			return 0;
+		if (memcmp(q, prefix, BOUNDARY_PREFIX_LEN) == 0)
+			return 1;
+		q++;
+	}
+	return 0;
+}
+
+static int text_part(struct build *st, const char *subtype, const char *p, size_t n)
+{
+	struct bytebuf *out = st->out;
+	size_t cte_at, body_at;
+	enum mime_cte cte;
+	int r;
+
+	if (put(st, "Content-Type: text/") != 0 || put(st, subtype) != 0 ||
+	    put(st, "; charset=utf-8\r\nContent-Transfer-Encoding: ") != 0)
+		return -1;
+	cte_at = out->len;
+	if (put(st, "7bit\r\n\r\n") != 0)
+		return -1;
+	body_at = out->len;
+	r = mime_text_copy(out, p, n, st->o->smtp_8bitmime, &cte);
+	if (r == 0) {
+		if (cte == MIME_CTE_8BIT) {
+			/* same length as "7bit": settled after the copy, in place */
+			memcpy(out->data + cte_at, "8bit", 4);
+			st->any_8bit = 1;
+		}
+		if (st->multipart &&
+		    holds_boundary(out->data + body_at, out->len - body_at, st->boundary))
+			st->collided = 1;
+		return 0;
+	}
+	if (r == MIME_NEED_QP) {
+		bytebuf_truncate(out, cte_at);
+		if (put(st, "quoted-printable\r\n\r\n") != 0)
+			return -1;
+		r = mime_qp_encode(out, p, n);
+	}
+	if (r == MIME_EUTF8)
+		return fail(st->b, "the text/%s part is not valid UTF-8 (byte %zu)", subtype,
+			    utf8_check(p, n));
+	if (r != 0)
+		return fail(st->b, "the text/%s part: %s", subtype, mime_strerror(r, out));
+	return 0;
+}
+
+/* The text, the html, or both as multipart/alternative. */
+static int readable_part(struct build *st, const char *text, size_t text_len)
+{
+	const struct mime_message_parts *in = st->in;
+
+	if (!text || !in->html)
+		return text ? text_part(st, "plain", text, text_len)
+			    : text_part(st, "html", in->html, in->html_len);
+	if (multipart_header(st, "alternative", 'a') != 0 || delimiter(st, "", 'a', "\r\n") != 0 ||
+	    text_part(st, "plain", text, text_len) != 0 || delimiter(st, "\r\n", 'a', "\r\n") != 0 ||
+	    text_part(st, "html", in->html, in->html_len) != 0 || delimiter(st, "\r\n", 'a', "--") != 0)
+		return -1;
+	return 0;
+}
+
+static int body(struct build *st)
+{
+	const struct mime_message_parts *in = st->in;
+	const char *text = in->text;
+	size_t text_len = in->text_len;
+	int readable;
+
+	if (!text && !in->html && in->nattachments == 0)
+		text = "", text_len = 0;   /* an empty text/plain message */
+	readable = text || in->html;
+	st->multipart = (text && in->html) || in->nattachments > 0;
+	if (in->nattachments == 0) {
+		if (readable_part(st, text, text_len) != 0)
+			return -1;
+		return st->multipart ? put(st, "\r\n") : 0;
+	}
+	if (multipart_header(st, "mixed", 'm') != 0)
+		return -1;
+	if (readable && (delimiter(st, "", 'm', "\r\n") != 0 || readable_part(st, text, text_len) != 0))
+		return -1;
+	for (size_t k = 0; k < in->nattachments; k++) {
+		size_t len;
+		const char *part = mime_attachment_part(in->attachments[k], &len);
+		if (delimiter(st, readable || k > 0 ? "\r\n" : "", 'm', "\r\n") != 0)
+			return -1;
+		if (bytebuf_append(st->out, part, len) != 0)
+			return fail(st->b, "%s", st->out->errstr);
+	}
+	return delimiter(st, "\r\n", 'm', "--\r\n");
+}
+
+int mime_build(struct mime_builder *b, const struct mime_message_parts *in,
+	       const struct mime_message_opts *o, struct bytebuf *out, struct mime_message_info *info)
+{
+	struct mime_message_info scratch;
+	size_t entry = out->len;
+	struct build st;
+
+	b->errstr[0] = '\0';
+	if (!info)
+		info = &scratch;
+	for (int attempt = 0; attempt < BUILD_ATTEMPTS; attempt++) {
+		unsigned char rnd[BOUNDARY_RANDOM];
+
+		memset(&st, 0, sizeof st);
+		st.b = b;
+		st.in = in;
+		st.o = o;
+		st.out = out;
+		st.info = info;
+		memset(info, 0, sizeof *info);
+		bytebuf_truncate(out, entry);
+		if (headers(&st) != 0 || random_bytes(b, rnd, sizeof rnd) != 0)
+			goto failed;
+		st.boundary[0] = '=';
+		st.boundary[1] = '_';
+		hex(st.boundary + 2, rnd, sizeof rnd);
+		st.boundary[BOUNDARY_PREFIX_LEN] = '_';
+		st.boundary[BOUNDARY_PREFIX_LEN + 1] = 'm';
+		st.boundary[BOUNDARY_PREFIX_LEN + 2] = '\0';
+		if (body(&st) != 0)
+			goto failed;
+		if (!st.collided) {
+			info->needs_8bitmime = st.any_8bit;
+			return 0;
+		}
+	}
+	fail(b, "no boundary absent from the content after %d tries", BUILD_ATTEMPTS);
+failed:
+	bytebuf_truncate(out, entry);
+	return -1;
+}
