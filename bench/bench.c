@@ -20,6 +20,9 @@
 
 /* How long a busy worker waits to gather completions (see loop_set_batching). */
 #define BENCH_BATCH_US 200
+/* Transactions in flight per session with CHUNKING (RFC 3030 lets a client
+ * stream them; the session keeps this many unanswered at most). */
+#define BENCH_INFLIGHT 32
 
 struct bench_msg {
 	struct smtp_msg m;
@@ -197,7 +200,6 @@ static void *bench_worker_run(void *arg)
 	const struct bench_job *job = w->job;
 	struct pool_dest_config dc = job->dc;
 	dc.max_conns = w->connections;
-	dc.queue_max = w->connections * 8;
 	struct loop *loop = loop_new(4096);
 	if (loop)
 		loop_set_batching(loop, BENCH_BATCH_US);
@@ -217,8 +219,9 @@ static void *bench_worker_run(void *arg)
 		return NULL;
 	}
 	/* Keep a window of messages queued: enough to keep every session
-	 * busy, few enough that latency measures the relay, not our queue. */
-	size_t window = (size_t)w->connections * 4;
+	 * busy (twice what the sessions may have in flight), few enough that
+	 * latency measures the relay, not our queue. */
+	size_t window = (size_t)w->connections * (dc.max_inflight ? dc.max_inflight : 1) * 2;
 	int shut = 0;
 	while (!shut || !pool_idle(pool)) {
 		while (w->submitted < w->messages && w->submitted - w->done < window) {
@@ -251,6 +254,7 @@ static void *bench_worker_run(void *arg)
 		pool_free(pool);
 		loop_free(loop);
 	}   /* else the run failed and the process is about to exit */
+	tls_thread_done();
 	atomic_store(&w->exited, 1);
 	return NULL;
 }
@@ -392,6 +396,7 @@ int volley_bench(int argc, char **argv)
 	dc->no_chunking = no_chunk;
 	dc->max_msgs_per_conn = (unsigned)per_conn;
 	dc->down_after = 3;
+	dc->max_inflight = BENCH_INFLIGHT;
 	job.hold = hold;
 	if (hold)   /* idle sessions must outlive the hold */
 		dc->idle_timeout_ms = (hold + 60) * 1000u;

@@ -28,9 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <wolfssl/options.h>
-#include <wolfssl/wolfcrypt/ecc.h>
-
 #define SINK_RING_ENTRIES 4096
 #define SINK_ACCEPTS      8          /* accepts in flight per listener */
 #define SINK_RBUF_START   1024
@@ -706,11 +703,8 @@ static void *worker_main(void *arg)
 	worker_shutdown(w);
 	loop_free(w->loop);
 	w->loop = NULL;
-#ifdef FP_ECC
-	/* wolfSSL keeps a fixed-point ECC cache per thread that did ECDSA or
-	 * ECDHE; only that thread can free it. */
-	wc_ecc_fp_free();
-#endif
+	/* wolfSSL's ECC cache is per thread: only this thread can free it. */
+	tls_thread_done();
 	return NULL;
 }
 

@@ -26,6 +26,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 /* One TLS record's plaintext, and what a record adds to it at most with the
  * AEAD suites we allow (header, explicit nonce or inner type, tag), rounded
@@ -143,6 +144,13 @@ static int tls_send_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 	memcpy(c->out + c->out_len, buf, n);
 	c->out_len += n;
 	return (int)n;
+}
+
+void tls_thread_done(void)
+{
+#ifdef FP_ECC
+	wc_ecc_fp_free();
+#endif
 }
 
 /* ---- contexts ---- */

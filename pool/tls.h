@@ -44,6 +44,11 @@ struct tls_ctx;
 struct tls_conn;
 struct tls_saved;            /* a session kept for resumption */
 
+/* Frees what wolfSSL keeps per thread (its cache of elliptic-curve points,
+ * megabytes once handshakes have run). Call it as a thread that used TLS
+ * ends; the thread may use TLS again afterwards. */
+void tls_thread_done(void);
+
 /* Returns a new context, or NULL with a reason in err. */
 struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx);
