@@ -17,6 +17,9 @@ static const char usage[] =
 "  dkim-keygen --domain D --selector S\n"
 "              make a DKIM key (RSA or Ed25519), write it to a file and print\n"
 "              the DNS TXT record to publish\n"
+"  render --template FILE (--vars JSON | --csv FILE --row N)\n"
+"              print the exact message one recipient would be sent: the\n"
+"              template rendered, assembled as MIME and DKIM-signed\n"
 "  sink        a fast SMTP server for tests and benchmarks: every extension,\n"
 "              STARTTLS, AUTH, counters, Maildir, fault injection (--rules)\n"
 "  help [COMMAND]\n"
@@ -35,6 +38,7 @@ static const struct command commands[] = {
 	{ "bench", volley_bench },
 	{ "dkim-keygen", volley_dkim_keygen },
 	{ "sink", volley_sink },
+	{ "render", volley_render },
 };
 
 int main(int argc, char **argv)

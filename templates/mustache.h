@@ -119,6 +119,10 @@ struct tpl_opts {
 	unsigned max_partials;            /* 0: TPL_DEFAULT_MAX_PARTIALS */
 	unsigned max_partial_depth;       /* 0: TPL_DEFAULT_MAX_PARTIAL_DEPTH */
 	size_t max_source;                /* 0: TPL_DEFAULT_MAX_SOURCE */
+	unsigned base_line, base_col;     /* where src starts in its file, so that errors
+					   * and render messages about the main template
+					   * point into that file (a piece of a larger
+					   * file); 0 means 1. Partials count from 1:1. */
 };
 
 struct tpl;

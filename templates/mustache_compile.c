@@ -552,7 +552,11 @@ static int compile_unit(struct comp *c, uint32_t u)
 	c->strip = 0;
 	c->depth = 0;
 	tpl_scan_init(&c->sc, c->s, c->n);
-	tpl_lc_init(&c->lc);
+	if (u == 0)
+		tpl_lc_init_at(&c->lc, c->o.base_line ? c->o.base_line : 1,
+			       c->o.base_col ? c->o.base_col : 1);
+	else
+		tpl_lc_init(&c->lc);
 	t->units[u].begin = (uint32_t)t->nops;
 
 	size_t pos = 0;

@@ -156,17 +156,22 @@ int tpl_scan_set_delims(struct tpl_scan *sc, const struct tpl_tag *tag, const ch
 	return 0;
 }
 
-void tpl_lc_init(struct tpl_lc *lc)
+void tpl_lc_init_at(struct tpl_lc *lc, unsigned line, unsigned col)
 {
 	lc->off = 0;
-	lc->line = 1;
-	lc->col = 1;
+	lc->line = lc->base_line = line;
+	lc->col = lc->base_col = col;
+}
+
+void tpl_lc_init(struct tpl_lc *lc)
+{
+	tpl_lc_init_at(lc, 1, 1);
 }
 
 const struct tpl_lc *tpl_lc_at(struct tpl_lc *lc, const char *s, size_t off)
 {
 	if (off < lc->off)
-		tpl_lc_init(lc);
+		tpl_lc_init_at(lc, lc->base_line, lc->base_col);
 	for (size_t i = lc->off; i < off; i++) {
 		if (s[i] == '\n') {
 			lc->line++;

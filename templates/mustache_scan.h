@@ -47,9 +47,14 @@ int tpl_is_space(char c);
 struct tpl_lc {
 	size_t off;
 	unsigned line, col;
+	unsigned base_line, base_col;   /* the place of offset 0 */
 };
 
+/* Starts at line 1, column 1. */
 void tpl_lc_init(struct tpl_lc *lc);
+
+/* Starts with offset 0 at line:col (a source cut from a larger file). */
+void tpl_lc_init_at(struct tpl_lc *lc, unsigned line, unsigned col);
 
 /* Moves lc to offset off of s and returns it. */
 const struct tpl_lc *tpl_lc_at(struct tpl_lc *lc, const char *s, size_t off);

@@ -466,6 +466,43 @@ static void test_strict(void)
 		 "sig.mustache:2:1: no value for 'sender'");
 }
 
+/* A source cut from a larger file (a header value, a part body) is
+ * compiled with its place there: its first line starts at base_col, the
+ * others at column 1, for compile errors, render errors and a partial's
+ * reference alike. */
+static void test_base_place(void)
+{
+	static const char *const parts[][2] = { { "sig", "{{sender}}" }, { NULL, NULL } };
+	struct table_loader tl = { parts, 0 };
+	struct tpl_loader loader = { table_load, &tl };
+	struct tpl_opts o = { .loader = &loader, .base_line = 7, .base_col = 10 };
+	const char *bad = "ab {{#x}}\n{{/y}}";
+
+	T_TRUE(tpl_compile("m.tmpl", bad, strlen(bad), &o, &err) == NULL);
+	T_EQ_STR(err.msg, "m.tmpl:8:1: close tag 'y' does not match section 'x' opened at 7:13");
+	const char *first = "ab {{#x}";
+	T_TRUE(tpl_compile("m.tmpl", first, strlen(first), &o, &err) == NULL);
+	T_EQ_INT(err.line, 7);
+	T_EQ_INT(err.col, 13);
+
+	const char *ok = "Hi {{name}}\n  {{who}} {{>nope}}";
+	T_TRUE(tpl_compile("m.tmpl", ok, strlen(ok), &o, &err) == NULL);
+	T_EQ_STR(err.msg, "m.tmpl:8:11: missing partial 'nope'");
+
+	const char *good = "Hi {{name}}\n  {{who}}\n{{>sig}}";
+	struct tpl *t = tpl_compile("m.tmpl", good, strlen(good), &o, &err);
+	T_TRUE(t != NULL);
+	if (!t)
+		return;
+	T_EQ_STR(render_with(t, "{\"who\": 1, \"sender\": 2}", TPL_ESCAPE_NONE, TPL_RENDER_STRICT),
+		 "m.tmpl:7:13: no value for 'name'");
+	T_EQ_STR(render_with(t, "{\"name\": 1, \"sender\": 2}", TPL_ESCAPE_NONE, TPL_RENDER_STRICT),
+		 "m.tmpl:8:3: no value for 'who'");
+	T_EQ_STR(render_with(t, "{\"name\": 1, \"who\": 2}", TPL_ESCAPE_NONE, TPL_RENDER_STRICT),
+		 "sig.mustache:1:1: no value for 'sender'");
+	tpl_free(t);
+}
+
 /* ---- bounds ---- */
 
 static void test_output_cap(void)
@@ -852,6 +889,7 @@ int main(void)
 	test_many_names();
 	test_dynamic_names();
 	test_strict();
+	test_base_place();
 	test_output_cap();
 	test_compile_bounds();
 	test_broken_loader();

@@ -1,0 +1,312 @@
+/* volley render: prints the exact message (RFC 5322, CRLF line ends) one
+ * recipient would be sent, from a template and that recipient's data (a
+ * JSON object, or one row of a CSV file), DKIM-signed when keys are given. */
+#include "engine/commands.h"
+#include "engine/csv_row.h"
+#include "templates/dkim.h"
+#include "templates/message_render.h"
+#include "templates/mustache_csv.h"
+#include "templates/mustache_json.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum render_exit { RENDER_OK = 0, RENDER_USAGE = 1, RENDER_FAILED = 2 };
+
+static const char render_usage[] =
+"usage: volley render --template FILE (--vars JSON | --csv FILE --row N) [options]\n"
+"\n"
+"Prints the exact message (RFC 5322, CRLF line ends) that would be sent to one\n"
+"recipient: the template rendered with that recipient's data, assembled as MIME,\n"
+"and DKIM-signed when keys are given.\n"
+"\n"
+"options:\n"
+"  --template FILE         the template file (headers, empty line, parts);\n"
+"                          partials come from its folder\n"
+"  --vars JSON             the recipient's data, a JSON object\n"
+"  --csv FILE              the recipient's data, a row of a CSV file whose first\n"
+"                          row names the columns\n"
+"  --row N                 which data row of --csv (1 is the row after the header)\n"
+"  --strict                a variable the data lacks is an error (file:line:col)\n"
+"  --dkim-key KEYFILE      a DKIM private key (PEM, RSA or Ed25519), with\n"
+"  --dkim-domain D         its d= and\n"
+"  --dkim-selector S       its s=; the three go together and may be given twice\n"
+"                          for two signatures (e.g. RSA and Ed25519)\n"
+"  --unsubscribe-url URL   List-Unsubscribe with an https URL, and\n"
+"                          List-Unsubscribe-Post (RFC 8058)\n"
+"  --unsubscribe-mailto A  List-Unsubscribe with mailto:A\n"
+"  --message-id-domain D   the Message-ID's domain (default: From's)\n"
+"  --8bitmime              the server offers 8BITMIME (text parts may go 8bit)\n"
+"  --smtputf8              the message goes with SMTPUTF8 (raw UTF-8 headers)\n"
+"  --help                  this text\n"
+"\n"
+"exit status: 0 printed; 1 usage; 2 a template, data or key error (on stderr,\n"
+"naming the file, line and column).\n";
+
+/* A CSV row as the data of every template piece: one binding per piece. */
+struct csv_vars {
+	struct tpl_csv_row row;
+	struct tpl_csv_binding *bindings;
+};
+
+static struct tpl_data csv_piece(const void *ud, size_t piece)
+{
+	const struct csv_vars *v = ud;
+	return tpl_csv_data(&v->row, &v->bindings[piece]);
+}
+
+/* The DKIM keys given, grouped into signers: two keys of one domain make one
+ * signer with two signatures, keys of two domains two signers. */
+struct dkim_setup {
+	const char *key[DKIM_MAX_KEYS], *domain[DKIM_MAX_KEYS], *selector[DKIM_MAX_KEYS];
+	unsigned nkey, ndomain, nselector;
+	struct dkim_key *keys[DKIM_MAX_KEYS];
+	struct dkim_signer *signers[CAMPAIGN_SIGNERS_MAX];
+	unsigned nsigners;
+};
+
+static int dkim_setup_load(struct dkim_setup *s, char *err, size_t errlen)
+{
+	char why[256];
+
+	for (unsigned i = 0; i < s->nkey; i++) {
+		s->keys[i] = dkim_key_load(s->key[i], why, sizeof why);
+		if (!s->keys[i]) {
+			snprintf(err, errlen, "--dkim-key %s: %s", s->key[i], why);
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < s->nkey; i++) {
+		struct dkim_signer_opts o = { .domain = s->domain[i], .oversign_from = 1 };
+		o.keys[o.nkeys++] = (struct dkim_signer_key){ s->keys[i], s->selector[i] };
+		if (i + 1 < s->nkey && strcasecmp(s->domain[i], s->domain[i + 1]) == 0) {
+			o.keys[o.nkeys++] = (struct dkim_signer_key){ s->keys[i + 1], s->selector[i + 1] };
+			i++;
+		}
+		s->signers[s->nsigners] = dkim_signer_new(&o, why, sizeof why);
+		if (!s->signers[s->nsigners]) {
+			snprintf(err, errlen, "--dkim-domain %s: %s", o.domain, why);
+			return -1;
+		}
+		s->nsigners++;
+	}
+	return 0;
+}
+
+static void dkim_setup_free(struct dkim_setup *s)
+{
+	for (unsigned i = 0; i < s->nsigners; i++)
+		dkim_signer_free(s->signers[i]);
+	for (unsigned i = 0; i < s->nkey; i++)
+		dkim_key_free(s->keys[i]);
+}
+
+static int add_repeated(const char **list, unsigned *n, const char *v, const char *what)
+{
+	if (*n >= DKIM_MAX_KEYS) {
+		fprintf(stderr, "volley render: %s given more than %d times\n", what, DKIM_MAX_KEYS);
+		return -1;
+	}
+	list[(*n)++] = v;
+	return 0;
+}
+
+static int write_all(const char *p, size_t n)
+{
+	return n == 0 || fwrite(p, 1, n, stdout) == n ? 0 : -1;
+}
+
+/* Renders with data d and prints. Returns an enum render_exit. */
+static int render_print(struct campaign_template *t, const struct campaign_data *d)
+{
+	char err[CAMPAIGN_ERR_MAX];
+	struct campaign_message m;
+	struct campaign_renderer *r = campaign_renderer_new(t, err, sizeof err);
+
+	if (!r) {
+		fprintf(stderr, "volley render: %s\n", err);
+		return RENDER_FAILED;
+	}
+	int rc = RENDER_OK;
+	if (campaign_render(r, d, (int64_t)time(NULL), &m) != 0) {
+		fprintf(stderr, "volley render: %s\n", campaign_renderer_errstr(r));
+		rc = RENDER_FAILED;
+	} else if (write_all(m.dkim, m.dkim_len) || write_all(m.msg, m.msg_len) || fflush(stdout)) {
+		fprintf(stderr, "volley render: stdout: %s\n", strerror(errno));
+		rc = RENDER_FAILED;
+	}
+	campaign_renderer_free(r);
+	return rc;
+}
+
+static int render_json(struct campaign_template *t, const char *vars)
+{
+	json_error_t jerr;
+	json_t *root = json_loads(vars, 0, &jerr);
+
+	if (!root) {
+		fprintf(stderr, "volley render: --vars:%d:%d: %s\n", jerr.line, jerr.column, jerr.text);
+		return RENDER_FAILED;
+	}
+	if (!json_is_object(root)) {
+		fprintf(stderr, "volley render: --vars: not a JSON object\n");
+		json_decref(root);
+		return RENDER_FAILED;
+	}
+	struct campaign_data d = { campaign_json_piece, root };
+	int rc = render_print(t, &d);
+	json_decref(root);
+	return rc;
+}
+
+static int render_csv(struct campaign_template *t, const char *path, unsigned long row)
+{
+	struct csv_pick *pick = calloc(1, sizeof *pick);
+	size_t npieces = campaign_template_pieces(t);
+	struct csv_vars v = { .bindings = calloc(npieces ? npieces : 1, sizeof *v.bindings) };
+	char err[512];
+	int rc = RENDER_FAILED;
+
+	if (!pick || !v.bindings) {
+		fprintf(stderr, "volley render: out of memory\n");
+		goto done;
+	}
+	if (csv_pick_row(path, row, pick, err, sizeof err) != 0) {
+		fprintf(stderr, "volley render: %s\n", err);
+		goto done;
+	}
+	for (size_t i = 0; i < npieces; i++) {
+		if (tpl_csv_bind(&v.bindings[i], campaign_template_program(t, i),
+				 (const char *const *)pick->header.text, pick->header.len,
+				 pick->header.n) != 0) {
+			fprintf(stderr, "volley render: out of memory\n");
+			goto done;
+		}
+	}
+	v.row = (struct tpl_csv_row){ (const char *const *)pick->row.text, pick->row.len, pick->row.n };
+	struct campaign_data d = { csv_piece, &v };
+	rc = render_print(t, &d);
+done:
+	if (v.bindings)
+		for (size_t i = 0; i < npieces; i++)
+			tpl_csv_binding_free(&v.bindings[i]);
+	free(v.bindings);
+	if (pick)
+		csv_pick_free(pick);
+	free(pick);
+	return rc;
+}
+
+int volley_render(int argc, char **argv)
+{
+	enum { O_TEMPLATE = 256, O_VARS, O_CSV, O_ROW, O_STRICT, O_KEY, O_DOMAIN, O_SELECTOR,
+	       O_UNSUB_URL, O_UNSUB_MAILTO, O_MSGID, O_8BIT, O_UTF8 };
+	static const struct option opts[] = {
+		{ "template", required_argument, 0, O_TEMPLATE },
+		{ "vars", required_argument, 0, O_VARS },
+		{ "csv", required_argument, 0, O_CSV },
+		{ "row", required_argument, 0, O_ROW },
+		{ "strict", no_argument, 0, O_STRICT },
+		{ "dkim-key", required_argument, 0, O_KEY },
+		{ "dkim-domain", required_argument, 0, O_DOMAIN },
+		{ "dkim-selector", required_argument, 0, O_SELECTOR },
+		{ "unsubscribe-url", required_argument, 0, O_UNSUB_URL },
+		{ "unsubscribe-mailto", required_argument, 0, O_UNSUB_MAILTO },
+		{ "message-id-domain", required_argument, 0, O_MSGID },
+		{ "8bitmime", no_argument, 0, O_8BIT },
+		{ "smtputf8", no_argument, 0, O_UTF8 },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *template = NULL, *vars = NULL, *csv = NULL;
+	struct campaign_opts co = { 0 };
+	struct dkim_setup ds = { 0 };
+	unsigned long row = 0;
+	int c, has_row = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_TEMPLATE: template = optarg; break;
+		case O_VARS: vars = optarg; break;
+		case O_CSV: csv = optarg; break;
+		case O_ROW: {
+			char *end;
+			errno = 0;
+			row = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || row == 0 || optarg[0] == '-') {
+				fprintf(stderr, "volley render: --row %s: want a number from 1\n", optarg);
+				return RENDER_USAGE;
+			}
+			has_row = 1;
+			break;
+		}
+		case O_STRICT: co.strict = 1; break;
+		case O_KEY:
+			if (add_repeated(ds.key, &ds.nkey, optarg, "--dkim-key"))
+				return RENDER_USAGE;
+			break;
+		case O_DOMAIN:
+			if (add_repeated(ds.domain, &ds.ndomain, optarg, "--dkim-domain"))
+				return RENDER_USAGE;
+			break;
+		case O_SELECTOR:
+			if (add_repeated(ds.selector, &ds.nselector, optarg, "--dkim-selector"))
+				return RENDER_USAGE;
+			break;
+		case O_UNSUB_URL: co.unsubscribe_url = optarg; break;
+		case O_UNSUB_MAILTO: co.unsubscribe_mailto = optarg; break;
+		case O_MSGID: co.msgid_domain = optarg; break;
+		case O_8BIT: co.smtp_8bitmime = 1; break;
+		case O_UTF8: co.smtputf8 = 1; break;
+		case 'h':
+			fputs(render_usage, stdout);
+			return RENDER_OK;
+		default:
+			fputs(render_usage, stderr);
+			return RENDER_USAGE;
+		}
+	}
+	if (optind != argc || !template || (!vars == !csv)) {
+		fprintf(stderr, "volley render: --template and one of --vars or --csv are needed\n%s",
+			render_usage);
+		return RENDER_USAGE;
+	}
+	if (csv && !has_row) {
+		fprintf(stderr, "volley render: --csv needs --row N\n");
+		return RENDER_USAGE;
+	}
+	if (has_row && !csv) {
+		fprintf(stderr, "volley render: --row goes with --csv\n");
+		return RENDER_USAGE;
+	}
+	if (ds.nkey != ds.ndomain || ds.nkey != ds.nselector) {
+		fprintf(stderr, "volley render: each --dkim-key needs its --dkim-domain and --dkim-selector\n");
+		return RENDER_USAGE;
+	}
+
+	char err[CAMPAIGN_ERR_MAX];
+	int rc = RENDER_FAILED;
+	struct campaign_template *t = NULL;
+	if (dkim_setup_load(&ds, err, sizeof err) != 0) {
+		fprintf(stderr, "volley render: %s\n", err);
+		goto done;
+	}
+	for (unsigned i = 0; i < ds.nsigners; i++)
+		co.signers[co.nsigners++] = ds.signers[i];
+	t = campaign_template_load(template, &co, err, sizeof err);
+	if (!t) {
+		fprintf(stderr, "volley render: %s\n", err);
+		goto done;
+	}
+	rc = vars ? render_json(t, vars) : render_csv(t, csv, row);
+done:
+	campaign_template_free(t);
+	dkim_setup_free(&ds);
+	return rc;
+}
