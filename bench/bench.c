@@ -3,6 +3,7 @@
  * chunking on (or off, to compare), then reports rates, latency percentiles
  * per message and client CPU per message. A rejected or deferred message is
  * counted, never retried. */
+#include "bench/measure.h"
 #include "engine/cli.h"
 #include "engine/commands.h"
 #include "pool/pool.h"
@@ -90,13 +91,6 @@ static const char bench_usage[] =
 "  --no-chunking           use DATA even when CHUNKING is offered\n"
 "  --json                  print one JSON object instead of text\n";
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Resident memory of the process (VmRSS), in KB; -1 when unknown. */
 static long rss_kb(void)
 {
@@ -112,20 +106,12 @@ static long rss_kb(void)
 	return kb;
 }
 
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 static void on_msg_done(void *user, const struct pool_outcome *po)
 {
 	struct bench_worker *b = user;
 	const struct smtp_outcome *o = po->o;
 	struct bench_msg *bm = (struct bench_msg *)o->msg;
-	b->latency_us[b->done++] = (uint32_t)(now_us() - bm->t_submit_us);
+	b->latency_us[b->done++] = (uint32_t)(measure_mono_us() - bm->t_submit_us);
 	switch (o->status) {
 	case SMTP_STATUS_OK:       b->delivered++; return;
 	case SMTP_STATUS_TEMPFAIL: b->deferred++; break;
@@ -228,7 +214,7 @@ static void *bench_worker_run(void *arg)
 			struct bench_msg *bm = &w->msgs[w->submitted];
 			bm->m = (struct smtp_msg){ job->from, job->rcpts, job->nrcpt,
 						   job->body, job->body_len, 0, NULL };
-			bm->t_submit_us = now_us();
+			bm->t_submit_us = measure_mono_us();
 			if (pool_submit(d, &bm->m) < 0)
 				break;
 			w->submitted++;
@@ -414,8 +400,8 @@ int volley_bench(int argc, char **argv)
 	}
 
 	long rss_start_kb = rss_kb();
-	double cpu0 = cpu_seconds();
-	uint64_t t0 = now_us();
+	double cpu0 = measure_cpu_s();
+	uint64_t t0 = measure_mono_us();
 	unsigned started = 0;
 	for (; started < threads; started++) {
 		int e = pthread_create(&workers[started].thread, NULL, bench_worker_run, &workers[started]);
@@ -439,8 +425,8 @@ int volley_bench(int argc, char **argv)
 				break;
 			usleep(10000);
 		}
-		t_all_done = now_us();
-		cpu_all_done = cpu_seconds();
+		t_all_done = measure_mono_us();
+		cpu_all_done = measure_cpu_s();
 		sleep(hold);
 		rss_held_kb = rss_kb();
 		for (unsigned i = 0; i < started; i++)
@@ -471,8 +457,8 @@ int volley_bench(int argc, char **argv)
 		if (!total.first_failure[0] && w->first_failure[0])
 			memcpy(total.first_failure, w->first_failure, sizeof total.first_failure);
 	}
-	uint64_t t1 = hold ? t_all_done : now_us();
-	double cpu = (hold ? cpu_all_done : cpu_seconds()) - cpu0;
+	uint64_t t1 = hold ? t_all_done : measure_mono_us();
+	double cpu = (hold ? cpu_all_done : measure_cpu_s()) - cpu0;
 	double secs = (double)(t1 - t0) / 1e6;
 	if (setup_failed && total.done == 0)
 		goto out;

@@ -5,6 +5,7 @@
  * the loop: what is measured is templates/ (mustache, MIME, DKIM).
  *
  * usage: render_bench TEMPLATE N [KEYFILE DOMAIN SELECTOR] */
+#include "bench/measure.h"
 #include "templates/dkim.h"
 #include "templates/message_render.h"
 
@@ -147,13 +148,6 @@ static int bind(const struct campaign_template *t, struct bench_data *bd)
 	return 0;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv)
 {
 	char err[CAMPAIGN_ERR_MAX];
@@ -197,7 +191,7 @@ int main(int argc, char **argv)
 	struct campaign_message m;
 	unsigned long long bytes = 0;
 	int64_t date = (int64_t)time(NULL);
-	double start = now_s();
+	double start = measure_mono_s();
 	for (unsigned long long i = 0; i < n; i++) {
 		bd.recipient = i;
 		if (campaign_render(r, &(struct campaign_data){ bench_piece, &bd }, date, &m) != 0) {
@@ -206,7 +200,7 @@ int main(int argc, char **argv)
 		}
 		bytes += m.dkim_len + m.msg_len;
 	}
-	double secs = now_s() - start;
+	double secs = measure_mono_s() - start;
 	printf("messages=%llu seconds=%.3f msgs_per_s=%.0f avg_bytes=%.0f\n", n, secs,
 	       secs > 0 ? (double)n / secs : 0.0, n ? (double)bytes / (double)n : 0.0);
 

@@ -2,6 +2,7 @@
  * injection. The command line, the TLS and credentials setup, the signals
  * and the reports; the I/O is sink_server, the protocol sink_session, the
  * faults sink_rules. */
+#include "bench/measure.h"
 #include "bench/sink_auth.h"
 #include "bench/sink_cert.h"
 #include "bench/sink_maildir.h"
@@ -136,13 +137,6 @@ static int number(const char *opt, const char *val, unsigned long long max, unsi
 		return -1;
 	}
 	return 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void report(struct sink_server *srv, const char *json, double seconds)
@@ -316,7 +310,7 @@ int volley_sink(int argc, char **argv)
 		fprintf(stderr, "volley sink: %s\n", err);
 		goto out;
 	}
-	double t0 = now_s();
+	double t0 = measure_mono_s();
 	char host[INET6_ADDRSTRLEN];
 	if (o.addr.ss_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&o.addr)->sin_addr, host, sizeof host);
@@ -330,13 +324,13 @@ int volley_sink(int argc, char **argv)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGUSR1) {
-			report(srv, stats_json, now_s() - t0);
+			report(srv, stats_json, measure_mono_s() - t0);
 			continue;
 		}
 		break;   /* SIGINT, SIGTERM, SIGHUP */
 	}
 	sink_server_stop(srv);
-	report(srv, stats_json, now_s() - t0);
+	report(srv, stats_json, measure_mono_s() - t0);
 	rc = 0;
 out:
 	sink_server_free(srv);

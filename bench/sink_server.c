@@ -14,6 +14,7 @@
  * the worker's dead list; the worker frees it after the loop iteration, so
  * a callback never frees the object it runs in. */
 #include "bench/sink_server.h"
+#include "bench/measure.h"
 #include "bench/sink_maildir.h"
 #include "engine/loop.h"
 
@@ -99,13 +100,6 @@ struct sink_server {
 	uint64_t mail_seq;               /* unique numbers for maildir files (atomic) */
 	struct sink_worker *w;
 };
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 #define CONN_OF(ptr, member) ((struct sink_conn *)((char *)(ptr) - offsetof(struct sink_conn, member)))
 
@@ -206,7 +200,7 @@ static void hook_body_data(void *user, const char *p, size_t n)
 /* The next slot of a sink-wide --max-rate schedule; returns the wait in ms. */
 static uint32_t rate_delay(struct sink_server *srv)
 {
-	uint64_t now = mono_us();
+	uint64_t now = measure_mono_us();
 	uint64_t step = 1000000u / srv->o.max_rate;
 	uint64_t next = __atomic_load_n(&srv->rate_next_us, __ATOMIC_RELAXED), t;
 	do {

@@ -17,6 +17,8 @@
  * cpu_s_per_msg (user + system CPU of this process). It does not check the
  * replies' codes (the server is a sink); it exits 2 when a connection ends
  * before its last reply. */
+#include "bench/measure.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -105,21 +107,6 @@ static char *build_stream(enum mode mode, unsigned long long n, const char *body
 	return s;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 /* Counts final reply lines ("250 ..." as opposed to "250-...") in buf. */
 static unsigned long long count_final_lines(struct stream *st, const char *buf, size_t n)
 {
@@ -203,7 +190,7 @@ int main(int argc, char **argv)
 	}
 
 	int ep = epoll_create1(0);
-	double t0 = now_s(), c0 = cpu_s();
+	double t0 = measure_mono_s(), c0 = measure_cpu_s();
 	for (unsigned i = 0; i < conns; i++) {
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		int one = 1;
@@ -277,7 +264,7 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	double secs = now_s() - t0, cpu = cpu_s() - c0;
+	double secs = measure_mono_s() - t0, cpu = measure_cpu_s() - c0;
 	printf("{\"mode\":\"%s\",\"messages\":%llu,\"size\":%zu,\"connections\":%u,\"seconds\":%.3f,"
 	       "\"msgs_per_s\":%.1f,\"cpu_s\":%.3f,\"cpu_s_per_msg\":%.9f}\n",
 	       mode == MODE_BDAT ? "bdat" : "data", messages, blen, conns, secs,

@@ -8,6 +8,7 @@
  * messages of --size bytes (default 100 KB) in full records for S seconds;
  * the ciphertext is dropped, nothing is decrypted. Prints one JSON object:
  * version, cipher, msgs_per_s, mb_per_s (plaintext), cpu_s. */
+#include "bench/measure.h"
 #include "pool/tls.h"
 
 #include <getopt.h>
@@ -16,21 +17,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Moves one side's ciphertext into the other. */
 static void move(struct tls_conn *from, struct tls_conn *to)
@@ -96,7 +82,7 @@ int main(int argc, char **argv)
 		msg[i] = (char)('a' + i % 26);
 
 	unsigned long long msgs = 0;
-	double t0 = now_s(), c0 = cpu_s(), t;
+	double t0 = measure_mono_s(), c0 = measure_cpu_s(), t;
 	do {
 		size_t off = 0;
 		while (off < size) {
@@ -114,9 +100,9 @@ int main(int argc, char **argv)
 			off += (size_t)w;
 		}
 		msgs++;
-		t = now_s();
+		t = measure_mono_s();
 	} while (t - t0 < seconds);
-	double cpu = cpu_s() - c0, secs = t - t0;
+	double cpu = measure_cpu_s() - c0, secs = t - t0;
 	printf("{\"version\":\"%s\",\"cipher\":\"%s\",\"size\":%zu,\"msgs_per_s\":%.1f,"
 	       "\"mb_per_s\":%.1f,\"cpu_s\":%.3f}\n", tls_conn_version(cl), tls_conn_cipher(cl),
 	       size, msgs / secs, (double)msgs * (double)size / secs / 1e6, cpu);

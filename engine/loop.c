@@ -69,23 +69,23 @@ static uint64_t mono_ms(void)
 
 static int ring_init(struct io_uring *ring, unsigned entries)
 {
-	struct io_uring_params p;
-	int ret;
+	/* The best setup first; an older kernel rejects flags it does not
+	 * know with EINVAL (so does a bad entries, which the last try says). */
+	static const unsigned setups[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+		0,
+	};
+	int ret = -EINVAL;
 
-	memset(&p, 0, sizeof(p));
-	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-		  IORING_SETUP_TASKRUN_FLAG;
-	ret = io_uring_queue_init_params(entries, ring, &p);
-	if (ret != -EINVAL)
-		return ret;
-	memset(&p, 0, sizeof(p));
-	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
-		  IORING_SETUP_TASKRUN_FLAG;
-	ret = io_uring_queue_init_params(entries, ring, &p);
-	if (ret != -EINVAL)
-		return ret;
-	/* Kernel predates the flags (or entries is bad; the retry says so). */
-	return io_uring_queue_init(entries, ring, 0);
+	for (size_t i = 0; i < sizeof(setups) / sizeof(setups[0]) && ret == -EINVAL; i++) {
+		struct io_uring_params p;
+
+		memset(&p, 0, sizeof(p));
+		p.flags = setups[i];
+		ret = io_uring_queue_init_params(entries, ring, &p);
+	}
+	return ret;
 }
 
 struct loop *loop_new(unsigned entries)

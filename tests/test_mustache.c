@@ -5,6 +5,7 @@
  * scanner against a guard page. The spec itself runs in test_mustache_spec. */
 #include "templates/mustache.h"
 #include "templates/mustache_json.h"
+#include "templates/mustache_csv.h"
 #include "templates/mustache_scan.h"
 #include "tests/testutil.h"
 #include "tests/guard.h"
@@ -716,85 +717,36 @@ static void test_dir_loader(void)
 		T_FAIL("cannot remove %s", tmpdir);
 }
 
-/* ---- another data source: a flat row bound by symbol ---- */
+/* ---- another data source: a CSV row bound by symbol ---- */
 
-/* A CSV-like row: column names once per file, values per row. The adapter
- * maps the template's symbols to columns once; a lookup is then an index. */
-struct row_source {
-	const char *const *columns;
-	size_t ncolumns;
-	long *column_of_sym;     /* per symbol: column, or -1 */
-	const char *const *values;
-};
-
-static int row_get(void *ud, struct tpl_val obj, const struct tpl_key *key, struct tpl_val *v)
-{
-	const struct row_source *rs = ud;
-
-	if (obj.ptr != rs)       /* only the row itself has members */
-		return 0;
-	long col = rs->column_of_sym[key->sym];
-	if (col < 0)
-		return 0;
-	*v = (struct tpl_val){ rs->values[col], 0 };
-	return 1;
-}
-
-static enum tpl_kind row_kind(void *ud, struct tpl_val v)
-{
-	return v.ptr == ud ? TPL_OBJECT : TPL_STRING;
-}
-
-static const char *row_text(void *ud, struct tpl_val v, char scratch[TPL_SCRATCH], size_t *len)
-{
-	*len = strlen(v.ptr);
-	return v.ptr;
-}
-
-static size_t row_list_len(void *ud, struct tpl_val v)
-{
-	return 0;
-}
-
-static struct tpl_val row_list_at(void *ud, struct tpl_val v, size_t i)
-{
-	return (struct tpl_val){ NULL, 0 };
-}
-
-static const struct tpl_data_ops row_ops = {
-	row_get, row_kind, row_text, row_list_len, row_list_at,
-};
-
+/* The same program rendered from templates/mustache_csv: column names bound
+ * to the program's symbols once, a lookup is then an index. */
 static void test_row_adapter(void)
 {
 	const char *tmpl = "Dear {{first}} {{last}},{{#coupon}} use {{coupon}}{{/coupon}}. {{first}}!";
 	struct tpl *t = compile_with(tmpl, NULL);
 	static const char *const columns[] = { "email", "last", "first", "coupon" };
+	static const size_t column_lens[] = { 5, 4, 5, 6 };
 
 	T_TRUE(t != NULL);
 	if (!t)
 		return;
 	/* symbols: each distinct name once */
 	T_EQ_INT(tpl_symbol_count(t), 3);
-	long column_of_sym[3];
-	for (size_t s = 0; s < tpl_symbol_count(t); s++) {
-		size_t len;
-		const char *name = tpl_symbol(t, s, &len);
-		column_of_sym[s] = -1;
-		for (size_t c = 0; c < 4; c++)
-			if (strlen(columns[c]) == len && memcmp(columns[c], name, len) == 0)
-				column_of_sym[s] = (long)c;
-	}
 	T_TRUE(tpl_symbol(t, 3, &(size_t){ 0 }) == NULL);
+	struct tpl_csv_binding b;
+	T_EQ_INT(tpl_csv_bind(&b, t, columns, column_lens, 4), 0);
 
 	static const char *const row1[] = { "a@x", "Lee", "Kim", "" };
+	static const size_t lens1[] = { 3, 3, 3, 0 };
 	static const char *const row2[] = { "b@x", "Doe", "Jo", "SAVE10" };
-	struct row_source rs = { columns, 4, column_of_sym, row1 };
-	struct tpl_data d = { &row_ops, &rs, { &rs, 0 } };
+	static const size_t lens2[] = { 3, 3, 2, 6 };
+	struct tpl_csv_row r = { row1, lens1, 4 };
+	struct tpl_data d = tpl_csv_data(&r, &b);
 	out.len = 0;
 	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out, &err), 0);
 	T_EQ_MEM(out.data, out.len, "Dear Kim Lee,. Kim!", 19);
-	rs.values = row2;
+	r = (struct tpl_csv_row){ row2, lens2, 4 };
 	out.len = 0;
 	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out, &err), 0);
 	T_EQ_MEM(out.data, out.len, "Dear Jo Doe, use SAVE10. Jo!", 28);
@@ -803,6 +755,7 @@ static void test_row_adapter(void)
 	T_EQ_STR(render_with(t, "{\"first\": \"Jo\", \"last\": \"Doe\", \"coupon\": \"SAVE10\"}",
 			     TPL_ESCAPE_NONE, 0),
 		 "Dear Jo Doe, use SAVE10. Jo!");
+	tpl_csv_binding_free(&b);
 	tpl_free(t);
 }
 
