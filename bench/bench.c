@@ -3,6 +3,7 @@
  * chunking on (or off, to compare), then reports rates, latency percentiles
  * per message and client CPU per message. A rejected or deferred message is
  * counted, never retried. */
+#include "bench/latency_hist.h"
 #include "bench/measure.h"
 #include "engine/cli.h"
 #include "engine/commands.h"
@@ -52,8 +53,13 @@ struct bench_worker {
 	unsigned long long messages, submitted, done;
 	unsigned long long delivered, deferred, rejected;
 	unsigned long long rcpt_ok, rcpt_failed;
-	struct bench_msg *msgs;
-	uint32_t *latency_us;     /* its slice of the run's array, one per message */
+	/* The messages in flight live in a window of slots, reused as they
+	 * finish (free_slots is a stack of their indexes), so memory does not
+	 * grow with --messages. */
+	struct bench_msg *slots;
+	unsigned *free_slots;
+	unsigned nfree;
+	struct latency_hist latency;
 	struct pool_dest_stats stats;
 	atomic_int holding;       /* --hold: its messages are done, sessions idle */
 	atomic_uint sessions_held;
@@ -111,7 +117,9 @@ static void on_msg_done(void *user, const struct pool_outcome *po)
 	struct bench_worker *b = user;
 	const struct smtp_outcome *o = po->o;
 	struct bench_msg *bm = (struct bench_msg *)o->msg;
-	b->latency_us[b->done++] = (uint32_t)(measure_mono_us() - bm->t_submit_us);
+	latency_hist_add(&b->latency, (uint32_t)(measure_mono_us() - bm->t_submit_us));
+	b->done++;
+	b->free_slots[b->nfree++] = (unsigned)(bm - b->slots);
 	switch (o->status) {
 	case SMTP_STATUS_OK:       b->delivered++; return;
 	case SMTP_STATUS_TEMPFAIL: b->deferred++; break;
@@ -129,20 +137,6 @@ static void on_rcpt_done(void *user, const struct pool_outcome *po)
 		b->rcpt_ok++;
 	else
 		b->rcpt_failed++;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct_ms(const uint32_t *sorted, unsigned long long n, double pct)
-{
-	if (!n)
-		return 0;
-	unsigned long long i = (unsigned long long)(pct / 100.0 * (double)(n - 1) + 0.5);
-	return sorted[i] / 1000.0;
 }
 
 /* One body for every message: headers, then lines of text up to size. */
@@ -208,15 +202,30 @@ static void *bench_worker_run(void *arg)
 	 * busy (twice what the sessions may have in flight), few enough that
 	 * latency measures the relay, not our queue. */
 	size_t window = (size_t)w->connections * (dc.max_inflight ? dc.max_inflight : 1) * 2;
+	w->slots = calloc(window, sizeof *w->slots);
+	w->free_slots = calloc(window, sizeof *w->free_slots);
+	if (!w->slots || !w->free_slots) {
+		snprintf(w->error, sizeof w->error, "out of memory");
+		pool_free(pool);
+		loop_free(loop);
+		atomic_store(&w->exited, 1);
+		return NULL;
+	}
+	for (size_t i = 0; i < window; i++)
+		w->free_slots[w->nfree++] = (unsigned)(window - 1 - i);
 	int shut = 0;
 	while (!shut || !pool_idle(pool)) {
-		while (w->submitted < w->messages && w->submitted - w->done < window) {
-			struct bench_msg *bm = &w->msgs[w->submitted];
+		while (w->submitted < w->messages && w->nfree) {
+			/* Taken before the submit: a message the session refuses
+			 * at once is done (and its slot given back) inside it. */
+			struct bench_msg *bm = &w->slots[w->free_slots[--w->nfree]];
 			bm->m = (struct smtp_msg){ job->from, job->rcpts, job->nrcpt,
 						   job->body, job->body_len, 0, NULL };
 			bm->t_submit_us = measure_mono_us();
-			if (pool_submit(d, &bm->m) < 0)
+			if (pool_submit(d, &bm->m) < 0) {
+				w->nfree++;
 				break;
+			}
 			w->submitted++;
 		}
 		if (!shut && w->done == w->messages) {
@@ -239,6 +248,8 @@ static void *bench_worker_run(void *arg)
 	if (pool_idle(pool)) {
 		pool_free(pool);
 		loop_free(loop);
+		free(w->slots);
+		free(w->free_slots);
 	}   /* else the run failed and the process is about to exit */
 	tls_thread_done();
 	atomic_store(&w->exited, 1);
@@ -279,8 +290,6 @@ int volley_bench(int argc, char **argv)
 	char *body = NULL;
 	char **rcpt_names = NULL;
 	struct bench_worker *workers = NULL;
-	struct bench_msg *msgs = NULL;
-	uint32_t *latency_us = NULL;
 
 	optind = 1;
 	int c;
@@ -360,10 +369,8 @@ int volley_bench(int argc, char **argv)
 	}
 	body = make_body(size, from, &job.body_len);
 	rcpt_names = calloc(recipients, sizeof *rcpt_names);
-	msgs = calloc(messages, sizeof *msgs);
-	latency_us = calloc(messages, sizeof *latency_us);
 	workers = calloc(threads, sizeof *workers);
-	if (!body || !rcpt_names || !msgs || !latency_us || !workers) {
+	if (!body || !rcpt_names || !workers) {
 		fprintf(stderr, "volley bench: out of memory\n");
 		goto out;
 	}
@@ -388,15 +395,11 @@ int volley_bench(int argc, char **argv)
 		dc->idle_timeout_ms = (hold + 60) * 1000u;
 
 	/* Connections and messages shared out as evenly as they divide. */
-	unsigned long long first = 0;
 	for (unsigned i = 0; i < threads; i++) {
 		struct bench_worker *w = &workers[i];
 		w->job = &job;
 		w->connections = connections / threads + (i < connections % threads);
 		w->messages = messages / threads + (i < messages % threads);
-		w->msgs = msgs + first;
-		w->latency_us = latency_us + first;
-		first += w->messages;
 	}
 
 	long rss_start_kb = rss_kb();
@@ -463,19 +466,16 @@ int volley_bench(int argc, char **argv)
 	if (setup_failed && total.done == 0)
 		goto out;
 
-	/* Every worker's slice is full (each message got its outcome), so the
-	 * first total.done entries are the run's latencies once gathered. */
-	unsigned long long n = 0;
-	for (unsigned i = 0; i < started; i++) {
-		memmove(latency_us + n, workers[i].latency_us, workers[i].done * sizeof *latency_us);
-		n += workers[i].done;
-	}
-	qsort(latency_us, n, sizeof *latency_us, cmp_u32);
+	for (unsigned i = 0; i < started; i++)
+		latency_hist_merge(&total.latency, &workers[i].latency);
+	unsigned long long n = total.latency.n;
 	double rate = total.delivered / secs;
 	double mbps = (double)total.delivered * (double)job.body_len / secs / 1e6;
 	double cpu_per = n ? cpu / (double)n : 0;
-	double p50 = pct_ms(latency_us, n, 50), p90 = pct_ms(latency_us, n, 90);
-	double p99 = pct_ms(latency_us, n, 99), pmax = n ? latency_us[n - 1] / 1000.0 : 0;
+	double p50 = latency_hist_percentile(&total.latency, 50) / 1000.0;
+	double p90 = latency_hist_percentile(&total.latency, 90) / 1000.0;
+	double p99 = latency_hist_percentile(&total.latency, 99) / 1000.0;
+	double pmax = total.latency.max / 1000.0;
 	const struct pool_dest_stats *st = &total.stats;
 	if (json) {
 		printf("{\"messages\":%llu,\"delivered\":%llu,\"deferred\":%llu,\"rejected\":%llu,"
@@ -520,8 +520,6 @@ out:
 		for (unsigned i = 0; i < recipients; i++)
 			free(rcpt_names[i]);
 	free(rcpt_names);
-	free(msgs);
-	free(latency_us);
 	free(workers);
 	return rc;
 }

@@ -53,6 +53,9 @@ struct loop {
 	struct loop_timer **heap; /* 1-based; heap[0] unused */
 	unsigned heap_len;       /* armed timers */
 	unsigned heap_cap;       /* usable slots, excluding heap[0] */
+	struct loop_deferred *deferred; /* see loop_defer; run in queue order */
+	struct loop_deferred *deferred_tail;
+	unsigned ndeferred;
 };
 
 /* Its address tags cancel requests; no loop_op can have the same address. */
@@ -124,6 +127,52 @@ void loop_free(struct loop *l)
 	io_uring_queue_exit(&l->ring);
 	free(l->heap);
 	free(l);
+}
+
+void loop_defer(struct loop *l, struct loop_deferred *d)
+{
+	if (d->queued)
+		return;
+	d->queued = 1;
+	d->next = NULL;
+	d->prev = l->deferred_tail;
+	if (l->deferred_tail)
+		l->deferred_tail->next = d;
+	else
+		l->deferred = d;
+	l->deferred_tail = d;
+	l->ndeferred++;
+}
+
+void loop_defer_cancel(struct loop *l, struct loop_deferred *d)
+{
+	if (!d->queued)
+		return;
+	d->queued = 0;
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		l->deferred = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	else
+		l->deferred_tail = d->prev;
+	l->ndeferred--;
+}
+
+/* Runs the deferred work, including what it defers in turn, for a bounded
+ * number of rounds: what is still queued then makes the wait a poll. */
+static void run_deferred(struct loop *l)
+{
+	for (int round = 0; round < 8 && l->deferred; round++) {
+		/* This round: what was queued when it began (callbacks may
+		 * cancel some of it, or queue more for the next round). */
+		for (unsigned n = l->ndeferred; n && l->deferred; n--) {
+			struct loop_deferred *d = l->deferred;
+			loop_defer_cancel(l, d);
+			d->cb(d);
+		}
+	}
 }
 
 void loop_set_batching(struct loop *l, unsigned usec)
@@ -441,8 +490,11 @@ int loop_run_once(struct loop *l, int max_wait_ms)
 	int ret, ran;
 
 	l->now_ms = mono_ms();
+	run_deferred(l);
 	/* Negative max_wait_ms: no bound of the caller's own. */
 	wait_ms = max_wait_ms < 0 ? UINT64_MAX : (uint64_t)max_wait_ms;
+	if (l->deferred)
+		wait_ms = 0;
 	if (l->heap_len) {
 		uint64_t d = l->heap[1]->deadline_ms;
 		uint64_t to_timer = d > l->now_ms ? d - l->now_ms : 0;

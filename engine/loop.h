@@ -32,6 +32,16 @@ struct loop_timer {
 	unsigned heap_index;   /* 0 when not armed */
 };
 
+/* Work that runs once, just before the loop next submits and waits: a
+ * connection that got new output several times in one iteration (a message
+ * per submit, or per completion) writes it all with one send instead of one
+ * per message. */
+struct loop_deferred {
+	void (*cb)(struct loop_deferred *d);
+	struct loop_deferred *prev, *next;
+	int queued;
+};
+
 /* Returns a new loop with a submission queue of `entries`, or NULL with
  * errno set. */
 struct loop *loop_new(unsigned entries);
@@ -60,12 +70,18 @@ int loop_accept(struct loop *l, struct loop_op *op, int fd);
  * its real result). */
 int loop_cancel(struct loop *l, struct loop_op *op);
 
+/* Queues d to run before the next wait (a no-op when already queued). Its
+ * callback may queue it, or others, again: they run before that wait too. */
+void loop_defer(struct loop *l, struct loop_deferred *d);
+/* Takes d off the queue, for an owner about to be freed. */
+void loop_defer_cancel(struct loop *l, struct loop_deferred *d);
+
 /* Arms t to fire at now + ms (re-arming moves it). loop_timer_stop is a
  * no-op on a timer that is not armed. */
 void loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t ms);
 void loop_timer_stop(struct loop *l, struct loop_timer *t);
 
-/* Runs one iteration: submits what is queued, waits up to max_wait_ms
+/* Runs one iteration: runs the deferred work, submits what is queued, waits up to max_wait_ms
  * (bounded further by the nearest timer; 0 means do not wait), runs the
  * callbacks of every completion and expired timer. Returns the number of
  * callbacks run, or -errno. */

@@ -29,6 +29,7 @@ struct conn {
 	struct loop_op op_connect, op_recv, op_send;
 	struct loop_timer timer;
 	enum timer_kind timer_kind;
+	struct loop_deferred pump_later;   /* new messages: pumped once per loop iteration */
 
 	struct tls_conn *tls;
 	int tls_up;               /* handshake complete */
@@ -47,12 +48,14 @@ struct conn {
 };
 
 static void pump(struct conn *c);
+static void on_pump_later(struct loop_deferred *d);
 
 static void enter(struct conn *c) { c->depth++; }
 
 static void conn_free(struct conn *c)
 {
 	loop_timer_stop(c->loop, &c->timer);
+	loop_defer_cancel(c->loop, &c->pump_later);
 	if (c->fd >= 0)
 		close(c->fd);
 	smtp_session_free(c->s);
@@ -464,6 +467,7 @@ struct conn *conn_open(struct loop *l, const struct conn_config *cfg)
 	c->op_recv.cb = on_recv;
 	c->op_send.cb = on_send;
 	c->timer.cb = on_timer;
+	c->pump_later.cb = on_pump_later;
 	c->s = smtp_session_new(&c->cfg.session);
 	if (!c->s)
 		goto fail;
@@ -497,17 +501,23 @@ fail:;
 
 struct smtp_session *conn_session(struct conn *c) { return c->s; }
 
+static void on_pump_later(struct loop_deferred *d)
+{
+	struct conn *c = (struct conn *)((char *)d - offsetof(struct conn, pump_later));
+	enter(c);
+	pump(c);
+	leave(c);
+}
+
 int conn_send(struct conn *c, struct smtp_msg *m)
 {
 	if (c->closing)
 		return -1;
-	enter(c);
+	/* Written when the loop next waits, with every message queued by
+	 * then: one send for a batch, not one per message. */
 	int r = smtp_session_send(c->s, m);
-	if (r == 0 && !c->notifying)
-		pump(c);
-	else if (r == 0)
-		flush(c);
-	leave(c);
+	if (r == 0)
+		loop_defer(c->loop, &c->pump_later);
 	return r;
 }
 

@@ -20,7 +20,9 @@ struct pool_conn {
 	unsigned sent;            /* messages handed to this session */
 	int ready;                /* reached READY at least once */
 	int quitting;
-	struct pool_conn *prev, *next;
+	struct pool_conn *prev, *next;            /* all of the destination's conns */
+	struct pool_conn *hungry_prev, *hungry_next;
+	int hungry;                               /* on the destination's hungry list */
 };
 
 struct pool_dest {
@@ -34,6 +36,9 @@ struct pool_dest {
 
 	struct pool_conn *conns;
 	unsigned nconns, nconnecting;
+	/* The ready sessions that can take another message now, so that
+	 * handing out a message costs the same with 10 sessions or 10,000. */
+	struct pool_conn *hungry;
 
 	unsigned fails;                   /* connections in a row that never got ready */
 	uint64_t retry_at, down_until;
@@ -121,11 +126,48 @@ static void fail_queue(struct pool_dest *d)
 
 /* ---- sessions ----------------------------------------------------------- */
 
+static void hungry_add(struct pool_conn *pc)
+{
+	struct pool_dest *d = pc->d;
+	if (pc->hungry)
+		return;
+	pc->hungry = 1;
+	pc->hungry_prev = NULL;
+	pc->hungry_next = d->hungry;
+	if (d->hungry)
+		d->hungry->hungry_prev = pc;
+	d->hungry = pc;
+}
+
+static void hungry_remove(struct pool_conn *pc)
+{
+	struct pool_dest *d = pc->d;
+	if (!pc->hungry)
+		return;
+	pc->hungry = 0;
+	if (pc->hungry_prev)
+		pc->hungry_prev->hungry_next = pc->hungry_next;
+	else
+		d->hungry = pc->hungry_next;
+	if (pc->hungry_next)
+		pc->hungry_next->hungry_prev = pc->hungry_prev;
+}
+
+/* Hands pc's session queued messages while it takes them, then files it
+ * as hungry (it could take more) or not.
+ *
+ * A session that was filled up is refilled only once half of what it had
+ * in flight is answered: each refill is then a batch that goes out in one
+ * write, where topping it up after every reply would cost the server a read
+ * and a write for each message or two. */
 static void feed(struct pool_conn *pc)
 {
 	struct pool_dest *d = pc->d;
 	struct smtp_session *s = conn_session(pc->c);
 	unsigned cap = d->cfg.max_msgs_per_conn;
+	if (!pc->hungry && !pc->quitting && smtp_session_can_send(s) &&
+	    smtp_session_inflight(s) > smtp_session_capacity(s) / 2)
+		return;
 	while (!pc->quitting && d->q_len && smtp_session_can_send(s) && (!cap || pc->sent < cap)) {
 		struct smtp_msg *m = q_pop(d);
 		pc->sent++;
@@ -139,6 +181,10 @@ static void feed(struct pool_conn *pc)
 		pc->quitting = 1;
 		conn_quit(pc->c);
 	}
+	if (!pc->quitting && smtp_session_can_send(s))
+		hungry_add(pc);
+	else
+		hungry_remove(pc);
 }
 
 static void unlink_conn(struct pool_conn *pc)
@@ -153,6 +199,7 @@ static void unlink_conn(struct pool_conn *pc)
 	d->nconns--;
 	if (!pc->ready)
 		d->nconnecting--;
+	hungry_remove(pc);
 }
 
 /* A connection failed before its session was ready (d->last_reply says
@@ -261,10 +308,9 @@ static void dispatch(struct pool_dest *d)
 		fail_queue(d);
 		return;
 	}
-	for (struct pool_conn *pc = d->conns, *next; pc && d->q_len; pc = next) {
-		next = pc->next;
-		if (pc->ready)
-			feed(pc);
+	for (struct pool_conn *pc = d->hungry, *next; pc && d->q_len; pc = next) {
+		next = pc->hungry_next;
+		feed(pc);
 	}
 	if (!d->q_len || p->shutting_down)
 		return;
@@ -451,6 +497,7 @@ void pool_shutdown(struct pool *p)
 	for (struct pool_dest *d = p->dests; d; d = d->next) {
 		for (struct pool_conn *pc = d->conns, *next; pc; pc = next) {
 			next = pc->next;
+			hungry_remove(pc);
 			if (!pc->quitting) {
 				pc->quitting = 1;
 				conn_quit(pc->c);

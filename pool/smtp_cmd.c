@@ -50,15 +50,35 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 	return need;
 }
 
+/* What each octet may be in an address, looked up once per octet (every
+ * message's sender and recipients go through smtp_addr_check). */
+enum {
+	AC_ALNUM  = 1,   /* letter or digit */
+	AC_ATEXT  = 2,   /* RFC 5322 atext; RFC 6531 adds every non-ASCII octet */
+	AC_DOMAIN = 4,   /* may appear in a domain label: let-dig, '-', UTF-8 */
+	AC_REFUSE = 8,   /* could end or split a command line: refused anywhere */
+};
+#define AC_WORD (AC_ALNUM | AC_ATEXT | AC_DOMAIN)
+static const unsigned char addr_class[256] = {
+	[0x00 ... 0x1f] = AC_REFUSE, [' '] = AC_REFUSE, ['<'] = AC_REFUSE, ['>'] = AC_REFUSE,
+	[0x7f] = AC_REFUSE,
+	['0' ... '9'] = AC_WORD, ['A' ... 'Z'] = AC_WORD, ['a' ... 'z'] = AC_WORD,
+	['-'] = AC_ATEXT | AC_DOMAIN, [0x80 ... 0xff] = AC_ATEXT | AC_DOMAIN,
+	['!'] = AC_ATEXT, ['#'] = AC_ATEXT, ['$'] = AC_ATEXT, ['%'] = AC_ATEXT,
+	['&'] = AC_ATEXT, ['\''] = AC_ATEXT, ['*'] = AC_ATEXT, ['+'] = AC_ATEXT,
+	['/'] = AC_ATEXT, ['='] = AC_ATEXT, ['?'] = AC_ATEXT, ['^'] = AC_ATEXT,
+	['_'] = AC_ATEXT, ['`'] = AC_ATEXT, ['{'] = AC_ATEXT, ['|'] = AC_ATEXT,
+	['}'] = AC_ATEXT, ['~'] = AC_ATEXT,
+};
+
 static int is_alnum(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+	return addr_class[c] & AC_ALNUM;
 }
 
-/* RFC 5322 atext; RFC 6531 adds every non-ASCII character. */
 static int is_atext(unsigned char c)
 {
-	return is_alnum(c) || c >= 0x80 || (c && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+	return addr_class[c] & AC_ATEXT;
 }
 
 static int addr_fail(struct smtp_addr_check *res, size_t off, const char *why)
@@ -139,7 +159,7 @@ static int check_domain(const char *a, size_t start, size_t len, struct smtp_add
 			label = i + 1;
 			continue;
 		}
-		if (!is_alnum(c) && c != '-' && c < 0x80)
+		if (!(addr_class[c] & AC_DOMAIN))
 			return addr_fail(res, i, "character not allowed in domain");
 	}
 	return 1;
@@ -165,6 +185,8 @@ int smtp_addr_check(const char *addr, size_t len, int allow_empty, struct smtp_a
 	 * wherever they are, quoted or not. */
 	for (i = 0; i < len; i++) {
 		unsigned char c = u[i];
+		if (!(addr_class[c] & AC_REFUSE) && c < 0x80)
+			continue;
 		if (c == '\0')
 			return addr_fail(res, i, "NUL byte");
 		if (c == '\r' || c == '\n')
@@ -265,12 +287,17 @@ static void w_str(struct wbuf *w, const char *s)
 	w_mem(w, s, strlen(s));
 }
 
+/* Decimal digits without printf: BDAT and SIZE= go on every message. */
 static void w_u64(struct wbuf *w, uint64_t v)
 {
-	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
+	char tmp[20];
+	size_t i = sizeof tmp;
 
-	w_mem(w, tmp, (size_t)n);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	w_mem(w, tmp + i, sizeof tmp - i);
 }
 
 static ssize_t w_end(const struct wbuf *w)
@@ -311,12 +338,18 @@ static int xtext_encode(const char *s, char *out)
 
 ssize_t smtp_fmt_mail(char *out, size_t cap, const char *from, const struct smtp_mail_params *p)
 {
+	if (!from || !smtp_addr_check(from, strlen(from), 1, NULL))
+		return SMTP_CMD_EINVAL;
+	return smtp_fmt_mail_checked(out, cap, from, p);
+}
+
+ssize_t smtp_fmt_mail_checked(char *out, size_t cap, const char *from,
+			      const struct smtp_mail_params *p)
+{
 	struct wbuf w = { out, cap, 0, 0 };
 	char envid[ENVID_MAX + 1];
 	const char *ret = NULL;
 
-	if (!from || !smtp_addr_check(from, strlen(from), 1, NULL))
-		return SMTP_CMD_EINVAL;
 	if (p && p->ret) {
 		if (strcasecmp(p->ret, "FULL") == 0)
 			ret = "FULL";
@@ -378,10 +411,15 @@ static int notify_ok(const char *s)
 
 ssize_t smtp_fmt_rcpt(char *out, size_t cap, const char *to, const char *notify)
 {
-	struct wbuf w = { out, cap, 0, 0 };
-
 	if (!to || !smtp_addr_check(to, strlen(to), 0, NULL))
 		return SMTP_CMD_EINVAL;
+	return smtp_fmt_rcpt_checked(out, cap, to, notify);
+}
+
+ssize_t smtp_fmt_rcpt_checked(char *out, size_t cap, const char *to, const char *notify)
+{
+	struct wbuf w = { out, cap, 0, 0 };
+
 	if (notify && !notify_ok(notify))
 		return SMTP_CMD_EINVAL;
 	w_str(&w, "RCPT TO:<");

@@ -55,6 +55,13 @@ ssize_t smtp_fmt_mail(char *out, size_t cap, const char *from, const struct smtp
 /* "RCPT TO:<to>[ NOTIFY=...]\r\n"; notify may be NULL. */
 ssize_t smtp_fmt_rcpt(char *out, size_t cap, const char *to, const char *notify);
 
+/* The same two without checking the address again, for a caller that has
+ * already passed it through smtp_addr_check (the session checks each
+ * transaction's addresses once, before it queues any of it). */
+ssize_t smtp_fmt_mail_checked(char *out, size_t cap, const char *from,
+			      const struct smtp_mail_params *p);
+ssize_t smtp_fmt_rcpt_checked(char *out, size_t cap, const char *to, const char *notify);
+
 /* "VERB\r\n" or "VERB arg\r\n" for EHLO, HELO, LHLO, VRFY, EXPN, HELP, NOOP,
  * RSET, QUIT, DATA, STARTTLS, AUTH ...; arg may be NULL. */
 ssize_t smtp_fmt_cmd(char *out, size_t cap, const char *verb, const char *arg);

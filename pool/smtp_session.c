@@ -21,9 +21,13 @@
 #define SESSION_IN_MAX     (256 * 1024)  /* a reply of 128 lines of 2 KiB */
 #define SESSION_CMD_CAP    8192          /* command bytes queued, unsent */
 #define SESSION_SEGS       64
-#define SESSION_PENDING    64
 #define SESSION_RAW_MAX    16
 #define SESSION_TXN_MAX    32
+/* Replies awaited: a full window of transactions (MAIL, RCPT, BDAT or DATA
+ * and its dot, at most 3 with the RCPTs of one transaction counted once)
+ * plus hello, raw commands and QUIT. Fewer would hold back the last
+ * transactions of a window and send them in dribs as replies come in. */
+#define SESSION_PENDING    (3 * SESSION_TXN_MAX + 16)
 #define SESSION_RCPT_MAX   1000          /* recipients in one transaction */
 #define SESSION_DEFAULT_INFLIGHT 8
 
@@ -200,6 +204,17 @@ static void trace(struct smtp_session *s, char dir, const char *line, size_t len
 {
 	if (s->cfg.cb.trace)
 		s->cfg.cb.trace(s->cfg.cb_user, dir, line, len);
+}
+
+/* "[N bytes of message data]" in place of a body: formatted only when
+ * someone reads the transcript, since every message passes here. */
+static void trace_body_note(struct smtp_session *s, size_t body_len)
+{
+	if (!s->cfg.cb.trace)
+		return;
+	char note[64];
+	int k = snprintf(note, sizeof note, "[%zu bytes of message data]", body_len);
+	trace(s, '*', note, (size_t)k);
 }
 
 static void trace_reply(struct smtp_session *s, const struct smtp_reply *r)
@@ -491,7 +506,7 @@ static int txn_fill(struct smtp_session *s, struct txn *t)
 				p.body_8bitmime = 1;
 			if ((t->msg->need & SMTP_NEED_SMTPUTF8) && (s->caps.ext & SMTP_EXT_SMTPUTF8))
 				p.smtputf8 = 1;
-			n = smtp_fmt_mail(line, sizeof line, t->msg->from, &p);
+			n = smtp_fmt_mail_checked(line, sizeof line, t->msg->from, &p);
 			if (n < 0 || cmd_free(s) < (size_t)n)
 				return 0; /* the address was checked; only room can fail */
 			emit_bytes(s, line, (size_t)n, 0);
@@ -505,7 +520,7 @@ static int txn_fill(struct smtp_session *s, struct txn *t)
 				t->emit = s->chunking ? EMIT_BDAT : EMIT_DATA;
 				continue;
 			}
-			n = smtp_fmt_rcpt(line, sizeof line, t->msg->rcpts[t->next_rcpt], NULL);
+			n = smtp_fmt_rcpt_checked(line, sizeof line, t->msg->rcpts[t->next_rcpt], NULL);
 			if (n < 0 || cmd_free(s) < (size_t)n)
 				return 0;
 			emit_bytes(s, line, (size_t)n, 0);
@@ -554,9 +569,7 @@ static int txn_fill(struct smtp_session *s, struct txn *t)
 			size_t endlen;
 			const char *end = smtp_dot_terminator(g->ptr, g->len, &endlen);
 			emit_bytes(s, end, endlen, 0);
-			char note[64];
-			int k = snprintf(note, sizeof note, "[%zu bytes of message data]", t->msg->body_len);
-			trace(s, '*', note, (size_t)k);
+			trace_body_note(s, t->msg->body_len);
 			trace(s, '>', ".", 1);
 			pend_push(s, PEND_BODY, slot, 0);
 			t->emit = EMIT_DONE;
@@ -577,9 +590,7 @@ static int txn_fill(struct smtp_session *s, struct txn *t)
 				g->kind = SEG_RAW;
 				g->ptr = t->msg->body;
 				g->len = t->msg->body_len;
-				char note[64];
-				int k = snprintf(note, sizeof note, "[%zu bytes of message data]", t->msg->body_len);
-				trace(s, '*', note, (size_t)k);
+				trace_body_note(s, t->msg->body_len);
 			}
 			pend_push(s, PEND_BODY, slot, 0);
 			t->emit = EMIT_DONE;
@@ -1283,6 +1294,11 @@ int smtp_session_send(struct smtp_session *s, struct smtp_msg *m)
 unsigned smtp_session_inflight(const struct smtp_session *s)
 {
 	return s->txn_n;
+}
+
+unsigned smtp_session_capacity(const struct smtp_session *s)
+{
+	return s->max_txn;
 }
 
 int smtp_session_command(struct smtp_session *s, const char *line, void *cookie)

@@ -181,6 +181,9 @@ int smtp_session_can_send(const struct smtp_session *s);
 int smtp_session_send(struct smtp_session *s, struct smtp_msg *m);
 /* Transactions handed over and not finished. */
 unsigned smtp_session_inflight(const struct smtp_session *s);
+/* How many may be (settled when the session becomes ready: 1 without
+ * PIPELINING, 2 without CHUNKING, else the configured max_inflight). */
+unsigned smtp_session_capacity(const struct smtp_session *s);
 
 /* Queues a raw command line ("VRFY alice"); it is sent when no transaction
  * is under way, and its reply goes to cmd_done. Returns 0, or -1 when the

@@ -591,6 +591,90 @@ static void test_completion_before_timer(struct loop *l)
 	close(sv[1]);
 }
 
+/* ---- deferred work: once per iteration, before the wait ---- */
+
+struct rec_deferred {
+	struct loop_deferred d;
+	struct loop *l;
+	int calls;
+	int requeue;                 /* times the callback queues itself again */
+	struct loop_deferred *cancel; /* another one the callback cancels */
+	int order[4], norder;
+};
+
+static int defer_seq;
+
+static void rec_deferred_cb(struct loop_deferred *d)
+{
+	struct rec_deferred *r = container_of(d, struct rec_deferred, d);
+	r->calls++;
+	if (r->norder < 4)
+		r->order[r->norder++] = ++defer_seq;
+	if (r->cancel)
+		loop_defer_cancel(r->l, r->cancel);
+	if (r->requeue > 0) {
+		r->requeue--;
+		loop_defer(r->l, d);
+	}
+}
+
+static void rec_deferred_init(struct rec_deferred *r, struct loop *l)
+{
+	memset(r, 0, sizeof(*r));
+	r->d.cb = rec_deferred_cb;
+	r->l = l;
+}
+
+static void test_deferred(struct loop *l)
+{
+	struct rec_deferred a, b, c, forever;
+
+	rec_deferred_init(&a, l);
+	rec_deferred_init(&b, l);
+	rec_deferred_init(&c, l);
+	defer_seq = 0;
+	/* Queued twice: runs once, in queue order with the others. */
+	loop_defer(l, &a.d);
+	loop_defer(l, &b.d);
+	loop_defer(l, &a.d);
+	loop_defer(l, &c.d);
+	loop_defer_cancel(l, &c.d);   /* cancelled before the iteration: never runs */
+	T_TRUE(loop_run_once(l, 0) >= 0);
+	T_EQ_INT(a.calls, 1);
+	T_EQ_INT(b.calls, 1);
+	T_EQ_INT(c.calls, 0);
+	T_EQ_INT(a.order[0], 1);
+	T_EQ_INT(b.order[0], 2);
+	T_TRUE(!a.d.queued);
+
+	/* Nothing queued: the next iteration runs nothing. */
+	T_TRUE(loop_run_once(l, 0) >= 0);
+	T_EQ_INT(a.calls, 1);
+
+	/* A callback that queues itself again runs again before the wait,
+	 * and one that cancels another that was queued stops it. */
+	rec_deferred_init(&a, l);
+	rec_deferred_init(&b, l);
+	a.requeue = 2;
+	a.cancel = &b.d;
+	loop_defer(l, &a.d);
+	loop_defer(l, &b.d);
+	T_TRUE(loop_run_once(l, 0) >= 0);
+	T_EQ_INT(a.calls, 3);
+	T_EQ_INT(b.calls, 0);
+
+	/* Work that always queues itself again is bounded per iteration and
+	 * turns the wait into a poll, so the loop cannot block on it. */
+	rec_deferred_init(&forever, l);
+	forever.requeue = 1000000;
+	loop_defer(l, &forever.d);
+	T_TRUE(loop_run_once(l, 5000) >= 0);
+	T_TRUE(forever.calls >= 1 && forever.calls <= 8);
+	T_TRUE(forever.d.queued);
+	loop_defer_cancel(l, &forever.d);
+	T_TRUE(!forever.d.queued);
+}
+
 /* ---- cancel, EBUSY ---- */
 
 static void test_cancel(struct loop *l)
@@ -714,6 +798,7 @@ int main(void)
 	test_timer_heap(l);
 	test_completion_before_timer(l);
 	test_cancel(l);
+	test_deferred(l);
 	test_busy(l);
 	test_sq_overflow();
 
