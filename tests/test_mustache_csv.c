@@ -1,8 +1,9 @@
 /* Tests for templates/mustache_csv: a program's names bound to a CSV
  * header's columns, one row's values rendered (escaped or raw, quoted and
  * UTF-8 fields byte for byte), missing and extra columns, sections over a
- * column, strict mode's error places, a binding reused across rows, and the
- * edges (short rows, no columns, no names, the output cap). */
+ * column, dotted names reading dotted headers, strict mode's error places,
+ * a binding reused across rows, and the edges (short rows, no columns, no
+ * names, the output cap). */
 #include "templates/mustache.h"
 #include "templates/mustache_csv.h"
 #include "tests/testutil.h"
@@ -181,6 +182,40 @@ static const struct csv_case csv_cases[] = {
 	  { { "plan" } }, { { "pro" } }, NONE, 0, "[]" },
 	{ "strict: a value has no members", "{{plan.name}}",
 	  { { "plan" } }, { { "pro" } }, NONE, STRICT, "t.mustache:1:1: no value for 'plan.name'" },
+
+	/* dotted names read dotted column names */
+	{ "dotted: a dotted header", "{{customer.name}} <{{customer.email}}>",
+	  { { "customer.email", "id", "customer.name" } }, { { "a@x.test", "7", "Ann" } }, NONE, STRICT,
+	  "Ann <a@x.test>" },
+	{ "dotted: three levels", "{{a.b.c}}|{{a.b.d}}|{{a.e}}",
+	  { { "a.e", "a.b.d", "a.b.c" } }, { { "E", "D", "C" } }, NONE, STRICT, "C|D|E" },
+	{ "dotted: a section over the prefix", "{{#customer}}{{name}} ({{plan}}){{/customer}}",
+	  { { "plan", "customer.name" } }, { { "pro", "Ann" } }, NONE, STRICT, "Ann (pro)" },
+	{ "dotted: the prefix is a true object", "[{{^customer}}none{{/customer}}]{{customer.name}}",
+	  { { "customer.name" } }, { { "" } }, NONE, STRICT, "[]" },
+	{ "dotted: a prefix interpolates as nothing", "[{{customer}}]{{customer.name}}",
+	  { { "customer.name" } }, { { "Ann" } }, NONE, STRICT, "[]Ann" },
+	{ "dotted: a prefix whose members the program never names is missing", "[{{customer}}]",
+	  { { "customer.name" } }, { { "Ann" } }, NONE, STRICT, "t.mustache:1:2: no value for 'customer'" },
+	{ "dotted: a column that is also a prefix", "{{customer}}/{{customer.name}}",
+	  { { "customer.name", "customer" } }, { { "Ann", "ACME" } }, NONE, STRICT, "ACME/Ann" },
+	{ "dotted: a section over a dotted value", "{{#c.vip}}VIP {{c.vip}}{{/c.vip}}{{^c.vip}}-{{/c.vip}}",
+	  { { "c.vip" } }, { { "gold" } }, NONE, STRICT, "VIP gold" },
+	{ "dotted: an empty dotted value is false", "{{#c.vip}}VIP{{/c.vip}}{{^c.vip}}-{{/c.vip}}",
+	  { { "c.vip" } }, { { "" } }, NONE, STRICT, "-" },
+	{ "dotted: escaped in html, raw in a triple mustache", "{{c.n}} {{{c.n}}}",
+	  { { "c.n" } }, { { "<&>" } }, HTML, STRICT, "&lt;&amp;&gt; <&>" },
+	{ "dotted: two columns of one dotted name: the first wins", "{{c.n}}",
+	  { { "c.n", "c.n" } }, { { "1", "2" } }, NONE, STRICT, "1" },
+	{ "dotted: strict, a missing member", "{{customer.name}}{{customer.phone}}",
+	  { { "customer.name" } }, { { "Ann" } }, NONE, STRICT,
+	  "t.mustache:1:18: no value for 'customer.phone'" },
+	{ "dotted: a part the program never uses binds nothing", "[{{customer.name}}]",
+	  { { "customer.x.name", "customer.namex" } }, { { "1", "2" } }, NONE, 0, "[]" },
+	{ "dotted: empty parts bind nothing", "[{{name}}{{a.name}}]",
+	  { { ".name", "name.", "a..name", "." } }, { { "1", "2", "3", "4" } }, NONE, 0, "[]" },
+	{ "dotted: a short row misses the dotted field", "[{{a}}|{{c.d}}]",
+	  { { "a", "c.d" } }, { { "1" } }, NONE, 0, "[1|]" },
 };
 
 static void test_csv_cases(void)
@@ -282,6 +317,48 @@ static void test_binding_of_another_program(void)
 	tpl_free(big);
 }
 
+/* Many dotted columns under a few prefixes, the header in reverse order:
+ * every name finds its own column (children laid out and searched by
+ * symbol). */
+#define MANY 60
+
+static void test_many_dotted(void)
+{
+	static char names[MANY][16], values[MANY][16];
+	const char *header[MANY], *row[MANY];
+	size_t hlens[MANY], lens[MANY];
+	char tmpl[MANY * 24], want[MANY * 8];
+	size_t tl = 0, wl = 0;
+	struct tpl_csv_binding b;
+
+	for (int i = 0; i < MANY; i++) {
+		int col = MANY - 1 - i;
+		snprintf(names[col], sizeof names[col], "g%d.f%d", i % 7, i);
+		snprintf(values[col], sizeof values[col], "<%d>", i);
+		tl += (size_t)snprintf(tmpl + tl, sizeof tmpl - tl, "{{g%d.f%d}}", i % 7, i);
+		wl += (size_t)snprintf(want + wl, sizeof want - wl, "<%d>", i);
+	}
+	for (int i = 0; i < MANY; i++) {
+		header[i] = names[i];
+		hlens[i] = strlen(names[i]);
+		row[i] = values[i];
+		lens[i] = strlen(values[i]);
+	}
+	struct tpl *t = compile(tmpl);
+	if (!t) {
+		T_FAIL("compile: %s", err.msg);
+		return;
+	}
+	T_EQ_INT(tpl_csv_bind(&b, t, header, hlens, MANY), 0);
+	struct tpl_csv_row r = { row, lens, MANY };
+	struct tpl_data d = tpl_csv_data(&r, &b);
+	out.len = 0;
+	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out, &err), 0);
+	T_EQ_STR(output_or_error(0), want);
+	tpl_csv_binding_free(&b);
+	tpl_free(t);
+}
+
 /* The output cap holds with CSV data, and a failed render leaves the
  * buffer as it was. */
 static void test_output_cap(void)
@@ -353,6 +430,7 @@ int main(void)
 	test_csv_cases();
 	test_binding_reused();
 	test_lengths_not_nul();
+	test_many_dotted();
 	test_binding_of_another_program();
 	test_output_cap();
 	test_kinds();
