@@ -160,6 +160,18 @@ def check_csv(t):
     r = render(t, '--csv', bad, '--row', 1, template='welcome.tmpl')
     t.check(r.returncode == 2 and b"row 1 has 2 fields, the header 3 (no 'plan')" in r.stderr,
             'csv: a short row names the row and the missing column', None, r.stderr)
+    dotted = os.path.join(t.work, 'dotted.csv')
+    with open(dotted, 'w') as f:
+        f.write('customer.email,customer.name,order.id\nkim@example.test,"Kim, Lee",A-7\n')
+    tmpl = os.path.join(t.work, 'dotted.tmpl')
+    with open(tmpl, 'w') as f:
+        f.write('From: shop@example.test\nTo: {{customer.email}}\nSubject: Order {{order.id}}\n\n'
+                'Dear {{#customer}}{{name}}{{/customer}}, order {{order.id}} shipped.\n')
+    r = render(t, '--csv', dotted, '--row', 1, '--strict', template=tmpl)
+    m = parse(t, r.stdout, 'dotted csv') if r.returncode == 0 else None
+    t.check(m is not None and str(m['Subject']) == 'Order A-7' and
+            content(m) == 'Dear Kim, Lee, order A-7 shipped.\n',
+            'csv: dotted names read dotted column headers (--strict)', None, r.stdout[:400] + r.stderr)
     with open(bad, 'w') as f:
         f.write('name,email,plan\nAnn,"ann@example.test\n')
     r = render(t, '--csv', bad, '--row', 1, template='welcome.tmpl')
