@@ -508,6 +508,32 @@ static const char *field_of(const struct msg *m, const char *name)
 
 static struct msg m1, m2;
 
+/* Checks that entity e is media type want; returns 1 when it is. */
+static int is_type(struct view e, const char *want)
+{
+	char type[64];
+
+	media_type(e, type, sizeof type);
+	t_checks++;
+	if (strcmp(type, want) == 0)
+		return 1;
+	T_FAIL("media type: got \"%s\", want \"%s\"", type, want);
+	return 0;
+}
+
+/* Renders tmpl (From: a@example.test) once with vars into m1 and checks
+ * the fields every message has and its media type. Returns 1 when the
+ * message is there to look into. */
+static int render_shape(const char *name, const char *tmpl, const char *vars, const char *type)
+{
+	if (render_once(name, tmpl, NULL, vars, &m1) != 0) {
+		T_FAIL("%s: %s", name, err);
+		return 0;
+	}
+	check_basic_fields(&m1, NULL, "a@example.test");
+	return is_type(whole(&m1), type);
+}
+
 static void test_text_only(void)
 {
 	const char *tmpl = "From: \"{{sender}}\" <news@example.test>\n"
@@ -542,49 +568,34 @@ static void test_html_only(void)
 	const char *tmpl = "From: a@example.test\nSubject: s\n\n--- html\n<p>Hi {{name}}</p>\n"
 			   "<p>{{{raw}}}</p>\n";
 
-	if (render_once("html.tmpl", tmpl, NULL, "{\"name\": \"<Ann> & 'co'\", \"raw\": \"<b>x</b>\"}",
-			&m1) != 0) {
-		T_FAIL("html only: %s", err);
+	if (!render_shape("html.tmpl", tmpl, "{\"name\": \"<Ann> & 'co'\", \"raw\": \"<b>x</b>\"}",
+			  "text/html"))
 		return;
-	}
-	check_basic_fields(&m1, NULL, "a@example.test");
-	char type[64];
-	media_type(whole(&m1), type, sizeof type);
-	T_EQ_STR(type, "text/html");
 	T_EQ_STR(text_of(whole(&m1)), "<p>Hi &lt;Ann&gt; &amp; &#39;co&#39;</p>\n<p><b>x</b></p>\n");
 }
 
-/* Checks that entity e is media type want; returns 1 when it is. */
-static int is_type(struct view e, const char *want)
+/* e is multipart/alternative: a text/plain part holding text, then a
+ * text/html one holding html. */
+static void check_alternative(struct view e, const char *text, const char *html)
 {
-	char type[64];
+	struct view kids[KIDS_MAX];
 
-	media_type(e, type, sizeof type);
-	t_checks++;
-	if (strcmp(type, want) == 0)
-		return 1;
-	T_FAIL("media type: got \"%s\", want \"%s\"", type, want);
-	return 0;
+	if (!is_type(e, "multipart/alternative"))
+		return;
+	T_EQ_INT(children(e, kids, KIDS_MAX), 2);
+	if (!is_type(kids[0], "text/plain") || !is_type(kids[1], "text/html"))
+		return;
+	T_EQ_STR(text_of(kids[0]), text);
+	T_EQ_STR(text_of(kids[1]), html);
 }
 
 static void test_text_and_html(void)
 {
 	const char *tmpl = "From: a@example.test\nSubject: s\n\n--- text\nHi {{name}}\n"
 			   "--- html\n<p>Hi {{name}}</p>\n";
-	struct view kids[KIDS_MAX];
 
-	if (render_once("alt.tmpl", tmpl, NULL, "{\"name\": \"Tom & Jerry\"}", &m1) != 0) {
-		T_FAIL("text+html: %s", err);
-		return;
-	}
-	check_basic_fields(&m1, NULL, "a@example.test");
-	if (!is_type(whole(&m1), "multipart/alternative"))
-		return;
-	T_EQ_INT(children(whole(&m1), kids, KIDS_MAX), 2);
-	if (!is_type(kids[0], "text/plain") || !is_type(kids[1], "text/html"))
-		return;
-	T_EQ_STR(text_of(kids[0]), "Hi Tom & Jerry\n");
-	T_EQ_STR(text_of(kids[1]), "<p>Hi Tom &amp; Jerry</p>\n");
+	if (render_shape("alt.tmpl", tmpl, "{\"name\": \"Tom & Jerry\"}", "multipart/alternative"))
+		check_alternative(whole(&m1), "Hi Tom & Jerry\n", "<p>Hi Tom &amp; Jerry</p>\n");
 }
 
 /* Bytes no text encoding survives: NUL, CR alone, high bytes. */
@@ -618,12 +629,7 @@ static void test_attachments(void)
 	if (write_bytes("files/blob.bin", blob, sizeof blob) != 0 ||
 	    write_bytes("notes.txt", notes, strlen(notes)) != 0)
 		return;
-	if (render_once("att.tmpl", tmpl, NULL, "{\"what\": \"the files\"}", &m1) != 0) {
-		T_FAIL("attachments: %s", err);
-		return;
-	}
-	check_basic_fields(&m1, NULL, "a@example.test");
-	if (!is_type(whole(&m1), "multipart/mixed"))
+	if (!render_shape("att.tmpl", tmpl, "{\"what\": \"the files\"}", "multipart/mixed"))
 		return;
 	T_EQ_INT(children(whole(&m1), kids, KIDS_MAX), 3);
 	if (is_type(kids[0], "text/plain"))
@@ -634,21 +640,10 @@ static void test_attachments(void)
 	/* text and html with an attachment: mixed holding alternative */
 	const char *both = "From: a@example.test\nSubject: s\n\n--- text\nt {{what}}\n"
 			   "--- html\n<i>{{what}}</i>\n--- attach notes.txt\n";
-	struct view alt[KIDS_MAX];
-	if (render_once("att2.tmpl", both, NULL, "{\"what\": \"a<b\"}", &m1) != 0) {
-		T_FAIL("attachments with html: %s", err);
-		return;
-	}
-	if (!is_type(whole(&m1), "multipart/mixed"))
+	if (!render_shape("att2.tmpl", both, "{\"what\": \"a<b\"}", "multipart/mixed"))
 		return;
 	T_EQ_INT(children(whole(&m1), kids, KIDS_MAX), 2);
-	if (!is_type(kids[0], "multipart/alternative"))
-		return;
-	T_EQ_INT(children(kids[0], alt, KIDS_MAX), 2);
-	if (is_type(alt[0], "text/plain") && is_type(alt[1], "text/html")) {
-		T_EQ_STR(text_of(alt[0]), "t a<b\n");
-		T_EQ_STR(text_of(alt[1]), "<i>a&lt;b</i>\n");
-	}
+	check_alternative(kids[0], "t a<b\n", "<i>a&lt;b</i>\n");
 	check_attachment(kids[1], "text/plain", "notes.txt", notes, strlen(notes));
 }
 

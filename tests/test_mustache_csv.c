@@ -51,6 +51,30 @@ static const char *output_or_error(int rc)
 	return text;
 }
 
+/* Columns with their lengths: a header or a row. */
+struct cols {
+	const char *const *s;
+	const size_t *lens;
+	size_t n;
+};
+
+/* Binds bound_for's symbols to header, renders t with row into buf (which
+ * is not emptied first). Returns tpl_render's result, or -2 when binding
+ * failed. */
+static int bind_render(const struct tpl *bound_for, const struct tpl *t, struct cols header,
+		       struct cols row, enum tpl_escape esc, unsigned flags, struct tpl_buf *buf)
+{
+	struct tpl_csv_binding b;
+
+	if (tpl_csv_bind(&b, bound_for, header.s, header.lens, header.n) != 0)
+		return -2;
+	struct tpl_csv_row r = { row.s, row.lens, row.n };
+	struct tpl_data d = tpl_csv_data(&r, &b);
+	int rc = tpl_render(t, &d, esc, flags, buf, &err);
+	tpl_csv_binding_free(&b);
+	return rc;
+}
+
 /* Renders t with row under a binding to header. Returns the output, or
  * the error message. */
 static const char *render_bound(const struct tpl *t, const struct fields *header,
@@ -58,18 +82,13 @@ static const char *render_bound(const struct tpl *t, const struct fields *header
 {
 	size_t nh = fields_count(header), nr = fields_count(row);
 	size_t hlens[COLS_MAX], rlens[COLS_MAX];
-	struct tpl_csv_binding b;
 
 	fields_lens(header, nh, hlens);
 	fields_lens(row, nr, rlens);
-	if (tpl_csv_bind(&b, t, header->s, hlens, nh) != 0)
-		return "(tpl_csv_bind failed)";
-	struct tpl_csv_row r = { row->s, rlens, nr };
-	struct tpl_data d = tpl_csv_data(&r, &b);
 	out.len = 0;
-	int rc = tpl_render(t, &d, esc, flags, &out, &err);
-	tpl_csv_binding_free(&b);
-	return output_or_error(rc);
+	int rc = bind_render(t, t, (struct cols){ header->s, hlens, nh }, (struct cols){ row->s, rlens, nr },
+			     esc, flags, &out);
+	return rc == -2 ? "(tpl_csv_bind failed)" : output_or_error(rc);
 }
 
 /* Compiles tmpl, renders it with row under header. Returns the output, or
@@ -272,19 +291,15 @@ static void test_lengths_not_nul(void)
 	static const size_t hlens[] = { 2, 4 };          /* "id", "name" */
 	static const char *const row[] = { "42 and more", "Ann Example" };
 	static const size_t lens[] = { 2, 3 };           /* "42", "Ann" */
-	struct tpl_csv_binding b;
 
 	if (!t) {
 		T_FAIL("compile: %s", err.msg);
 		return;
 	}
-	T_EQ_INT(tpl_csv_bind(&b, t, header, hlens, 2), 0);
-	struct tpl_csv_row r = { row, lens, 2 };
-	struct tpl_data d = tpl_csv_data(&r, &b);
 	out.len = 0;
-	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out, &err), 0);
+	T_EQ_INT(bind_render(t, t, (struct cols){ header, hlens, 2 }, (struct cols){ row, lens, 2 },
+			     TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out), 0);
 	T_EQ_STR(output_or_error(0), "[42|Ann]");
-	tpl_csv_binding_free(&b);
 	tpl_free(t);
 }
 
@@ -298,21 +313,16 @@ static void test_binding_of_another_program(void)
 	static const size_t hlens[] = { 1, 1, 1 };
 	static const char *const row[] = { "A", "Y", "Z" };
 	static const size_t lens[] = { 1, 1, 1 };
-	struct tpl_csv_binding b;
 
-	if (!small || !big) {
+	if (small && big) {
+		out.len = 0;
+		T_EQ_INT(bind_render(small, big, (struct cols){ header, hlens, 3 },
+				     (struct cols){ row, lens, 3 }, TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out),
+			 -1);
+		T_EQ_STR(err.msg, "t.mustache:1:6: no value for 'y'");
+	} else {
 		T_FAIL("compile: %s", err.msg);
-		tpl_free(small);
-		tpl_free(big);
-		return;
 	}
-	T_EQ_INT(tpl_csv_bind(&b, small, header, hlens, 3), 0);
-	struct tpl_csv_row r = { row, lens, 3 };
-	struct tpl_data d = tpl_csv_data(&r, &b);
-	out.len = 0;
-	T_EQ_INT(tpl_render(big, &d, TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out, &err), -1);
-	T_EQ_STR(err.msg, "t.mustache:1:6: no value for 'y'");
-	tpl_csv_binding_free(&b);
 	tpl_free(small);
 	tpl_free(big);
 }
@@ -329,7 +339,6 @@ static void test_many_dotted(void)
 	size_t hlens[MANY], lens[MANY];
 	char tmpl[MANY * 24], want[MANY * 8];
 	size_t tl = 0, wl = 0;
-	struct tpl_csv_binding b;
 
 	for (int i = 0; i < MANY; i++) {
 		int col = MANY - 1 - i;
@@ -349,13 +358,10 @@ static void test_many_dotted(void)
 		T_FAIL("compile: %s", err.msg);
 		return;
 	}
-	T_EQ_INT(tpl_csv_bind(&b, t, header, hlens, MANY), 0);
-	struct tpl_csv_row r = { row, lens, MANY };
-	struct tpl_data d = tpl_csv_data(&r, &b);
 	out.len = 0;
-	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out, &err), 0);
+	T_EQ_INT(bind_render(t, t, (struct cols){ header, hlens, MANY }, (struct cols){ row, lens, MANY },
+			     TPL_ESCAPE_NONE, TPL_RENDER_STRICT, &out), 0);
 	T_EQ_STR(output_or_error(0), want);
-	tpl_csv_binding_free(&b);
 	tpl_free(t);
 }
 
@@ -368,7 +374,7 @@ static void test_output_cap(void)
 	static const size_t hlens[] = { 1 };
 	static const char *const row[] = { "0123456789" };
 	static const size_t lens[] = { 10 };
-	struct tpl_csv_binding b;
+	const struct cols h = { header, hlens, 1 }, r = { row, lens, 1 };
 	struct tpl_buf small;
 
 	if (!t) {
@@ -376,16 +382,12 @@ static void test_output_cap(void)
 		return;
 	}
 	tpl_buf_init(&small, 25);
-	T_EQ_INT(tpl_csv_bind(&b, t, header, hlens, 1), 0);
-	struct tpl_csv_row r = { row, lens, 1 };
-	struct tpl_data d = tpl_csv_data(&r, &b);
-	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_NONE, 0, &small, &err), 0);
+	T_EQ_INT(bind_render(t, t, h, r, TPL_ESCAPE_NONE, 0, &small), 0);
 	T_EQ_MEM(small.data, small.len, "01234567890123456789", 20);
-	T_EQ_INT(tpl_render(t, &d, TPL_ESCAPE_NONE, 0, &small, &err), -1);
+	T_EQ_INT(bind_render(t, t, h, r, TPL_ESCAPE_NONE, 0, &small), -1);
 	T_EQ_STR(err.msg, "t.mustache: output larger than 25 bytes");
 	T_EQ_INT(small.len, 20);
 	tpl_buf_free(&small);
-	tpl_csv_binding_free(&b);
 	tpl_free(t);
 }
 
