@@ -108,7 +108,7 @@ static int path_cmp(const void *a, const void *b)
 
 /* The header names that are paths of t's symbols, sorted: *np of them, their
  * parts in *syms (to free with them). Returns them, or NULL when out of
- * memory. */
+ * memory or past 2^32 parts. */
 static struct path *header_paths(const struct tpl *t, size_t nsyms, const char *const *names,
 				 const size_t *lens, size_t n, size_t *np, uint32_t **syms)
 {
@@ -116,10 +116,13 @@ static struct path *header_paths(const struct tpl *t, size_t nsyms, const char *
 
 	for (size_t i = 0; i < cols; i++)
 		nparts += parts_in(names[i], lens[i]);
+	*np = 0;
+	*syms = NULL;
+	if (nparts >= UINT32_MAX)     /* node numbers are 32 bits */
+		return NULL;
 	struct sym_ref *refs = syms_sorted(t, nsyms);
 	struct path *paths = malloc((cols ? cols : 1) * sizeof *paths);
 	*syms = malloc((nparts ? nparts : 1) * sizeof **syms);
-	*np = 0;
 	if (!refs || !paths || !*syms) {
 		free(refs);
 		free(paths);

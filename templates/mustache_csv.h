@@ -51,7 +51,8 @@ struct tpl_csv_binding {
 /* Binds t's symbols to the columns names[0..n) (names[i] is lens[i] bytes;
  * when two columns share a name the first wins; a name split on its dots
  * binds when every part is a symbol of t). Returns 0, or -1 when out of
- * memory (b is then empty: tpl_csv_binding_free is harmless). */
+ * memory or the names hold 2^32 parts or more (b is then empty:
+ * tpl_csv_binding_free is harmless). */
 int tpl_csv_bind(struct tpl_csv_binding *b, const struct tpl *t, const char *const *names,
 		 const size_t *lens, size_t n);
 
