@@ -43,6 +43,9 @@ static const char render_usage[] =
 "  --message-id-domain D   the Message-ID's domain (default: From's)\n"
 "  --8bitmime              the server offers 8BITMIME (text parts may go 8bit)\n"
 "  --smtputf8              the message goes with SMTPUTF8 (raw UTF-8 headers)\n"
+"  --date SECONDS          date the message (Date, the Message-ID's time and\n"
+"                          DKIM t=) at SECONDS since 1970 UTC instead of now,\n"
+"                          for a reproducible render\n"
 "  --help                  this text\n"
 "\n"
 "exit status: 0 printed; 1 usage; 2 a template, data or key error (on stderr,\n"
@@ -121,8 +124,28 @@ static int write_all(const char *p, size_t n)
 	return n == 0 || fwrite(p, 1, n, stdout) == n ? 0 : -1;
 }
 
-/* Renders with data d and prints. Returns an enum render_exit. */
-static int render_print(struct campaign_template *t, const struct campaign_data *d)
+/* The latest --date: 9999-12-31 23:59:59 UTC, the last a Date header holds. */
+#define RENDER_DATE_MAX 253402300799LL
+
+/* Reads --date SECONDS into *now. Returns 0, or -1 when it is not a number
+ * of seconds from 0 to RENDER_DATE_MAX. */
+static int parse_date(const char *arg, int64_t *now)
+{
+	char *end;
+	long long v;
+
+	if (arg[0] < '0' || arg[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(arg, &end, 10);
+	if (errno || *end || v > RENDER_DATE_MAX)
+		return -1;
+	*now = (int64_t)v;
+	return 0;
+}
+
+/* Renders with data d dated now and prints. Returns an enum render_exit. */
+static int render_print(struct campaign_template *t, const struct campaign_data *d, int64_t now)
 {
 	char err[CAMPAIGN_ERR_MAX];
 	struct campaign_message m;
@@ -133,7 +156,7 @@ static int render_print(struct campaign_template *t, const struct campaign_data 
 		return RENDER_FAILED;
 	}
 	int rc = RENDER_OK;
-	if (campaign_render(r, d, (int64_t)time(NULL), &m) != 0) {
+	if (campaign_render(r, d, now, &m) != 0) {
 		fprintf(stderr, "volley render: %s\n", campaign_renderer_errstr(r));
 		rc = RENDER_FAILED;
 	} else if (write_all(m.dkim, m.dkim_len) || write_all(m.msg, m.msg_len) || fflush(stdout)) {
@@ -144,7 +167,7 @@ static int render_print(struct campaign_template *t, const struct campaign_data 
 	return rc;
 }
 
-static int render_json(struct campaign_template *t, const char *vars)
+static int render_json(struct campaign_template *t, const char *vars, int64_t now)
 {
 	json_error_t jerr;
 	json_t *root = json_loads(vars, 0, &jerr);
@@ -159,12 +182,12 @@ static int render_json(struct campaign_template *t, const char *vars)
 		return RENDER_FAILED;
 	}
 	struct campaign_data d = { campaign_json_piece, root };
-	int rc = render_print(t, &d);
+	int rc = render_print(t, &d, now);
 	json_decref(root);
 	return rc;
 }
 
-static int render_csv(struct campaign_template *t, const char *path, unsigned long row)
+static int render_csv(struct campaign_template *t, const char *path, unsigned long row, int64_t now)
 {
 	struct csv_pick *pick = calloc(1, sizeof *pick);
 	size_t npieces = campaign_template_pieces(t);
@@ -190,7 +213,7 @@ static int render_csv(struct campaign_template *t, const char *path, unsigned lo
 	}
 	v.row = (struct tpl_csv_row){ (const char *const *)pick->row.text, pick->row.len, pick->row.n };
 	struct campaign_data d = { csv_piece, &v };
-	rc = render_print(t, &d);
+	rc = render_print(t, &d, now);
 done:
 	if (v.bindings)
 		for (size_t i = 0; i < npieces; i++)
@@ -205,7 +228,7 @@ done:
 int volley_render(int argc, char **argv)
 {
 	enum { O_TEMPLATE = 256, O_VARS, O_CSV, O_ROW, O_STRICT, O_KEY, O_DOMAIN, O_SELECTOR,
-	       O_UNSUB_URL, O_UNSUB_MAILTO, O_MSGID, O_8BIT, O_UTF8 };
+	       O_UNSUB_URL, O_UNSUB_MAILTO, O_MSGID, O_8BIT, O_UTF8, O_DATE };
 	static const struct option opts[] = {
 		{ "template", required_argument, 0, O_TEMPLATE },
 		{ "vars", required_argument, 0, O_VARS },
@@ -220,6 +243,7 @@ int volley_render(int argc, char **argv)
 		{ "message-id-domain", required_argument, 0, O_MSGID },
 		{ "8bitmime", no_argument, 0, O_8BIT },
 		{ "smtputf8", no_argument, 0, O_UTF8 },
+		{ "date", required_argument, 0, O_DATE },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -227,6 +251,7 @@ int volley_render(int argc, char **argv)
 	struct campaign_opts co = { 0 };
 	struct dkim_setup ds = { 0 };
 	unsigned long row = 0;
+	int64_t now = (int64_t)time(NULL);
 	int c, has_row = 0;
 
 	optind = 1;
@@ -264,6 +289,13 @@ int volley_render(int argc, char **argv)
 		case O_MSGID: co.msgid_domain = optarg; break;
 		case O_8BIT: co.smtp_8bitmime = 1; break;
 		case O_UTF8: co.smtputf8 = 1; break;
+		case O_DATE:
+			if (parse_date(optarg, &now) != 0) {
+				fprintf(stderr, "volley render: --date %s: want seconds since 1970, "
+					"from 0 to %lld\n", optarg, RENDER_DATE_MAX);
+				return RENDER_USAGE;
+			}
+			break;
 		case 'h':
 			fputs(render_usage, stdout);
 			return RENDER_OK;
@@ -304,7 +336,7 @@ int volley_render(int argc, char **argv)
 		fprintf(stderr, "volley render: %s\n", err);
 		goto done;
 	}
-	rc = vars ? render_json(t, vars) : render_csv(t, csv, row);
+	rc = vars ? render_json(t, vars, now) : render_csv(t, csv, row, now);
 done:
 	campaign_template_free(t);
 	dkim_setup_free(&ds);

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """`volley render`: the example templates (templates/examples/) rendered with
 --vars and with --csv/--row, read back by Python's email package under the
-strict policy; header injection, strict mode and error places; and DKIM
-signatures (keys from `volley dkim-keygen`) verified by dkimpy with the TXT
-values keygen printed served through dnsfunc."""
+strict policy; header injection, strict mode and error places; --date for
+a reproducible Date; and DKIM signatures (keys from `volley dkim-keygen`)
+verified by dkimpy with the TXT values keygen printed served through
+dnsfunc."""
 
 import email
 import email.policy
@@ -159,6 +160,18 @@ def check_csv(t):
     r = render(t, '--csv', bad, '--row', 1, template='welcome.tmpl')
     t.check(r.returncode == 2 and b"row 1 has 2 fields, the header 3 (no 'plan')" in r.stderr,
             'csv: a short row names the row and the missing column', None, r.stderr)
+    dotted = os.path.join(t.work, 'dotted.csv')
+    with open(dotted, 'w') as f:
+        f.write('customer.email,customer.name,order.id\nkim@example.test,"Kim, Lee",A-7\n')
+    tmpl = os.path.join(t.work, 'dotted.tmpl')
+    with open(tmpl, 'w') as f:
+        f.write('From: shop@example.test\nTo: {{customer.email}}\nSubject: Order {{order.id}}\n\n'
+                'Dear {{#customer}}{{name}}{{/customer}}, order {{order.id}} shipped.\n')
+    r = render(t, '--csv', dotted, '--row', 1, '--strict', template=tmpl)
+    m = parse(t, r.stdout, 'dotted csv') if r.returncode == 0 else None
+    t.check(m is not None and str(m['Subject']) == 'Order A-7' and
+            content(m) == 'Dear Kim, Lee, order A-7 shipped.\n',
+            'csv: dotted names read dotted column headers (--strict)', None, r.stdout[:400] + r.stderr)
     with open(bad, 'w') as f:
         f.write('name,email,plan\nAnn,"ann@example.test\n')
     r = render(t, '--csv', bad, '--row', 1, template='welcome.tmpl')
@@ -229,9 +242,45 @@ def check_errors(t):
     r = subprocess.run([t.volley, 'render', '--help'], stdout=subprocess.PIPE, timeout=30)
     opts = ['--template', '--vars', '--csv', '--row', '--strict', '--dkim-key', '--dkim-domain',
             '--dkim-selector', '--unsubscribe-url', '--unsubscribe-mailto', '--message-id-domain',
-            '--8bitmime', '--smtputf8']
+            '--8bitmime', '--smtputf8', '--date']
     t.check(r.returncode == 0 and all(o.encode() in r.stdout for o in opts),
             'render --help: exit 0, lists every option', None, r.stdout)
+
+
+DATE = 1700000000
+DATE_TEXT = 'Tue, 14 Nov 2023 22:13:20 +0000'
+
+
+def check_date(t):
+    """--date: the Date header and the Message-ID's time come from the given
+    seconds, so that two renders of the same data agree; bad values are usage
+    errors."""
+    texts, dates = [], []
+    for _ in range(2):
+        r = render(t, '--vars', json.dumps(NEWS_VARS), '--date', DATE)
+        t.check(r.returncode == 0, '--date: exit 0', None, r.stderr)
+        m = parse(t, r.stdout, '--date')
+        if m is None:
+            return
+        dates.append(str(m['Date']))
+        texts.append(content(list(m.iter_parts())[0]))
+        t.check(str(m['Message-ID']).startswith('<20231114221320.'),
+                '--date: the Message-ID\'s time is the given one', None, m['Message-ID'])
+    t.eq(dates, [DATE_TEXT, DATE_TEXT], '--date: two renders, the same Date header')
+    t.eq(texts[0], texts[1], '--date: two renders of the same data, the same text')
+    r = render(t, '--vars', json.dumps(NEWS_VARS), '--date', DATE + 86400 + 61)
+    m = parse(t, r.stdout, '--date, a day later')
+    if m is not None:
+        t.eq(str(m['Date']), 'Wed, 15 Nov 2023 22:14:21 +0000', '--date: another time, another Date')
+    csv = os.path.join(EXAMPLES, 'recipients.csv')
+    heads = [render(t, '--csv', csv, '--row', 1, '--date', 0, template='welcome.tmpl').stdout
+             for _ in range(2)]
+    t.check(all(b'\r\nDate: Thu, 01 Jan 1970 00:00:00 +0000\r\n' in b'\r\n' + h for h in heads),
+            '--date 0 with --csv: the Date of 1970', None, heads[0][:300])
+    for bad in ('-1', 'soon', '12x', '253402300800', ''):
+        r = render(t, '--vars', json.dumps(NEWS_VARS), '--date', bad)
+        t.check(r.returncode == 1 and b'--date' in r.stderr and not r.stdout,
+                '--date %r: exit 1 (usage), says --date' % bad, None, r.stderr)
 
 
 class Keys:
@@ -297,6 +346,11 @@ def check_dkim(t):
     t.check(all(h in signed for h in ('from', 'to', 'subject', 'date', 'message-id', 'list-unsubscribe',
                                       'list-unsubscribe-post', 'mime-version', 'content-type')),
             'DKIM: h= covers the headers that matter', None, signed)
+    r = render(t, '--vars', json.dumps(NEWS_VARS), '--date', DATE, *sign_args('ed1'))
+    head = r.stdout.split(b'\r\n\r\n', 1)[0].replace(b'\r\n ', b' ').replace(b'\r\n\t', b' ')
+    tm = re.search(rb'^DKIM-Signature:.*[;\s]t=(\d+);', head, re.M)
+    t.check(tm is not None and int(tm.group(1)) == DATE and verify(r.stdout, 0),
+            'DKIM with --date: t= is the given time and the signature verifies', None, head[:400])
     csv = os.path.join(EXAMPLES, 'recipients.csv')
     r = render(t, '--csv', csv, '--row', 2, *sign_args('rsa1', 'ed1'), template='invoice.tmpl')
     t.check(r.returncode == 0 and verify(r.stdout, 0) and verify(r.stdout, 1),
@@ -312,6 +366,7 @@ def main(t):
     check_attachment(t)
     check_injection(t)
     check_errors(t)
+    check_date(t)
     check_dkim(t)
 
 
