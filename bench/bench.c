@@ -202,6 +202,8 @@ static void *bench_worker_run(void *arg)
 	 * busy (twice what the sessions may have in flight), few enough that
 	 * latency measures the relay, not our queue. */
 	size_t window = (size_t)w->connections * (dc.max_inflight ? dc.max_inflight : 1) * 2;
+	if (window > w->messages)
+		window = w->messages ? (size_t)w->messages : 1;
 	w->slots = calloc(window, sizeof *w->slots);
 	w->free_slots = calloc(window, sizeof *w->free_slots);
 	if (!w->slots || !w->free_slots) {
