@@ -219,15 +219,23 @@ static void flush(struct conn *c)
 			int n = smtp_session_output(c->s, c->iov, CONN_IOV);
 			if (n <= 0)
 				break;
+			const char *plain = gather;
 			size_t used = 0;
-			for (int i = 0; i < n && used < sizeof gather; i++) {
-				size_t k = c->iov[i].iov_len;
-				if (k > sizeof gather - used)
-					k = sizeof gather - used;
-				memcpy(gather + used, c->iov[i].iov_base, k);
-				used += k;
+			if (c->iov[0].iov_len >= sizeof gather) {
+				/* A body run that fills a record by itself is
+				 * encrypted where it lies. */
+				plain = c->iov[0].iov_base;
+				used = sizeof gather;
+			} else {
+				for (int i = 0; i < n && used < sizeof gather; i++) {
+					size_t k = c->iov[i].iov_len;
+					if (k > sizeof gather - used)
+						k = sizeof gather - used;
+					memcpy(gather + used, c->iov[i].iov_base, k);
+					used += k;
+				}
 			}
-			ssize_t w = tls_conn_write(c->tls, gather, used);
+			ssize_t w = tls_conn_write(c->tls, plain, used);
 			if (w == TLS_AGAIN) {
 				smtp_session_output_consumed(c->s, 0);
 				break;
