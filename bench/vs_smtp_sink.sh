@@ -195,3 +195,15 @@ print('  volley bench: %d sessions held, %.1f KB each (target < 40 KB)'
       % (m['held_sessions'], m['rss_kb_per_held_session']))
 print('  volley sink:  %d KB -> %d KB at most, %.1f KB per session' % (rss0, rssmax, (rssmax - rss0) / n))
 EOF
+# What the TLS library alone keeps per established client session (its own
+# allocations, counted through its allocator hooks): the floor under the
+# figures above.
+"$TLSREC" --cert tests/data/server.pem --key tests/data/server.key --ca tests/data/ca.pem \
+  --sessions 1000 >"$WORK/w.json"
+$PY - "$WORK/w.json" <<'EOF'
+import json, sys
+w = json.load(open(sys.argv[1]))
+print('  wolfSSL alone: %.1f KB per client session (%s, %s), and %.1f MB per thread'
+      % (w['wolfssl_bytes_per_session'] / 1024, w['version'], w['cipher'],
+         w['wolfssl_bytes_fixed'] / 1048576))
+EOF
