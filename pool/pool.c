@@ -156,16 +156,19 @@ static void hungry_remove(struct pool_conn *pc)
 /* Hands pc's session queued messages while it takes them, then files it
  * as hungry (it could take more) or not.
  *
- * A session that was filled up is refilled only once half of what it had
- * in flight is answered: each refill is then a batch that goes out in one
- * write, where topping it up after every reply would cost the server a read
- * and a write for each message or two. */
+ * Once the destination has all the sessions it may have, one that was
+ * filled up is refilled only when half of what it had in flight is
+ * answered: each refill is then a batch that goes out in one write, where
+ * topping it up after every reply would cost the server a read and a write
+ * for each message or two. (With sessions still to open, messages go to the
+ * open ones at once, so that none is opened for nothing.) */
 static void feed(struct pool_conn *pc)
 {
 	struct pool_dest *d = pc->d;
 	struct smtp_session *s = conn_session(pc->c);
 	unsigned cap = d->cfg.max_msgs_per_conn;
-	if (!pc->hungry && !pc->quitting && smtp_session_can_send(s) &&
+	unsigned max_conns = d->cfg.max_conns ? d->cfg.max_conns : 1;
+	if (!pc->hungry && !pc->quitting && d->nconns >= max_conns && smtp_session_can_send(s) &&
 	    smtp_session_inflight(s) > smtp_session_capacity(s) / 2)
 		return;
 	while (!pc->quitting && d->q_len && smtp_session_can_send(s) && (!cap || pc->sent < cap)) {
