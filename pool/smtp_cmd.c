@@ -165,6 +165,44 @@ static int check_domain(const char *a, size_t start, size_t len, struct smtp_add
 	return 1;
 }
 
+/* The common address, checked in one pass: ASCII dot-atom "@" a domain of
+ * letters, digits and hyphens. Returns 1 when addr is one (and so valid),
+ * 0 when it is anything else and needs the full check below, which also
+ * says what is wrong. Accepts nothing the full check refuses. */
+static int plain_address(const unsigned char *u, size_t len)
+{
+	if (len == 0 || len > SMTP_PATH_MAX - 2)
+		return 0;
+	size_t i = 0, atom = 0;
+	for (; i < len; i++) {
+		unsigned char c = u[i];
+		if (c == '.') {
+			if (i == atom)
+				return 0;
+			atom = i + 1;
+		} else if (c == '@') {
+			break;
+		} else if (c >= 0x80 || !(addr_class[c] & AC_ATEXT)) {
+			return 0;
+		}
+	}
+	if (i == 0 || i == atom || i + 1 >= len || i > SMTP_LOCAL_PART_MAX)
+		return 0;
+	size_t label = ++i;
+	for (;; i++) {
+		unsigned char c = i < len ? u[i] : '.';
+		if (c == '.') {
+			if (i == label || i - label > 63 || u[label] == '-' || u[i - 1] == '-')
+				return 0;
+			if (i >= len)
+				return 1;
+			label = i + 1;
+		} else if (c >= 0x80 || !(addr_class[c] & AC_DOMAIN)) {
+			return 0;
+		}
+	}
+}
+
 int smtp_addr_check(const char *addr, size_t len, int allow_empty, struct smtp_addr_check *res)
 {
 	struct smtp_addr_check scratch;
@@ -177,6 +215,10 @@ int smtp_addr_check(const char *addr, size_t len, int allow_empty, struct smtp_a
 	if (len == 0) {
 		if (!allow_empty)
 			return addr_fail(res, 0, "empty address");
+		res->ok = 1;
+		return 1;
+	}
+	if (plain_address(u, len)) {
 		res->ok = 1;
 		return 1;
 	}
