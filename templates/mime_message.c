@@ -607,7 +607,7 @@ int mime_build(struct mime_builder *b, const struct mime_message_parts *in,
 	if (!info)
 		info = &scratch;
 	for (int attempt = 0; attempt < BUILD_ATTEMPTS; attempt++) {
-		unsigned char rnd[BOUNDARY_RANDOM];
+		unsigned char rnd[BOUNDARY_RANDOM] = { 0 };
 
 		memset(&st, 0, sizeof st);
 		st.b = b;
