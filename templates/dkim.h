@@ -7,11 +7,11 @@
  *   struct dkim_signer  what every signature of a sender holds (d=, the keys
  *                       and their selectors, the header names to sign).
  *                       Read-only after creation: shared like a key.
- *   struct dkim_sign    one thread's signing state: its own wolfSSL key
- *                       objects (decoded once from the shared keys: wolfSSL's
- *                       RsaKey keeps per-operation state and WC_RNG is not
- *                       thread-safe), its RNG, the body hash and a bounded
- *                       table of header fields. One per thread, reused for
+ *   struct dkim_sign    one thread's signing state: its own key objects
+ *                       (decoded once from the shared keys: libcrypto's
+ *                       EVP_PKEY_CTX for RSA and wolfCrypt's ed25519_key
+ *                       keep per-operation state), the hash contexts and a
+ *                       bounded table of header fields. One per thread, reused for
  *                       every message; nothing is allocated per message.
  *
  * A message is signed in three steps, so that a renderer can hash the body
@@ -179,9 +179,10 @@ struct dkim_sink {
 	void *arg;
 };
 
-/* A sink feeding a SHA-256 context (wolfSSL's wc_Sha256, held as void * so
- * that this header needs no wolfSSL): dkim_sha_write's arg is a struct
- * dkim_sha_sink, whose failed is set when an update fails. */
+/* A sink feeding a SHA-256 context (libcrypto's EVP_MD_CTX, held as void *
+ * so that this header needs no OpenSSL; see dkim_crypto.h for why libcrypto):
+ * dkim_sha_write's arg is a struct dkim_sha_sink, whose failed is set when
+ * an update fails. */
 struct dkim_sha_sink {
 	void *sha256;
 	int failed;
