@@ -29,6 +29,8 @@ const char *mime_strerror(int code, const struct bytebuf *out)
 		return "a header line would be longer than 998 octets";
 	case MIME_EADDR:
 		return "an address that cannot be written";
+	case MIME_ESOURCE:
+		return "its source failed";
 	default:
 		return "unknown error";
 	}

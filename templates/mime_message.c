@@ -30,6 +30,15 @@ struct mime_builder {
 	void *fill_ud;
 	unsigned char pool[RANDOM_POOL];
 	size_t pool_used;
+	/* What does not change from one message to the next, made once: the
+	 * date's texts (for one second of the caller's clock) and the
+	 * Message-ID's domain as it goes on the wire. */
+	int64_t date_for;
+	int date_ready;
+	char date_text[MIME_DATE_MAX];
+	char date_digits[15];          /* YYYYMMDDhhmmss, for the Message-ID */
+	char msgid_domain_for[MIME_DOMAIN_MAX + 1];
+	char msgid_domain_wire[MIME_DOMAIN_MAX + 1];
 	char errstr[MIME_ERR_MAX];
 };
 
@@ -37,6 +46,7 @@ struct mime_builder {
 struct build {
 	struct mime_builder *b;
 	const struct mime_message_parts *in;
+	const struct mime_text_writers *w;
 	const struct mime_message_opts *o;
 	struct bytebuf *out;
 	struct mime_message_info *info;
@@ -243,30 +253,50 @@ static void base32_128(char out[26], const unsigned char in[MSGID_RANDOM])
 	out[o] = digits[(acc << (5 - bits)) & 31];   /* the last 3 bits */
 }
 
-static int message_id(struct build *st, const struct tm *tm)
+/* The Message-ID's domain as it goes on the wire (A-labels), checked;
+ * worked out again only when the caller's domain changes. Returns it, or
+ * NULL with b->errstr set. */
+static const char *msgid_domain(struct mime_builder *b, const char *d)
 {
-	char domain[MIME_DOMAIN_MAX + 1];
+	const char *why = NULL;
+	size_t n = strlen(d);
+	ssize_t dlen;
+
+	if (b->msgid_domain_wire[0] && strcmp(b->msgid_domain_for, d) == 0)
+		return b->msgid_domain_wire;
+	b->msgid_domain_wire[0] = '\0';
+	dlen = mime_domain_wire(d, n, 0, b->msgid_domain_wire, &why);
+	if (dlen >= 0)
+		why = msgid_domain_problem(b->msgid_domain_wire, (size_t)dlen);
+	if (why) {
+		b->msgid_domain_wire[0] = '\0';
+		fail(b, "Message-ID domain \"%.64s\": %s", d, why);
+		return NULL;
+	}
+	if (n < sizeof b->msgid_domain_for)
+		memcpy(b->msgid_domain_for, d, n + 1);
+	else
+		b->msgid_domain_wire[0] = '\0';   /* too long to keep: looked at every time */
+	return b->msgid_domain_wire;
+}
+
+static int message_id(struct build *st)
+{
 	unsigned char rnd[MSGID_RANDOM];
-	const char *why = NULL, *d = st->o->msgid_domain;
+	const char *domain;
 	char *id = st->info->message_id;
 	struct mime_field f;
-	ssize_t dlen;
 	int r;
 
-	if (!d)
+	if (!st->o->msgid_domain)
 		return fail(st->b, "no Message-ID domain");
-	dlen = mime_domain_wire(d, strlen(d), 0, domain, &why);
-	if (dlen >= 0)
-		why = msgid_domain_problem(domain, (size_t)dlen);
-	if (why)
-		return fail(st->b, "Message-ID domain \"%.64s\": %s", d, why);
-	if (random_bytes(st->b, rnd, sizeof rnd) != 0)
+	domain = msgid_domain(st->b, st->o->msgid_domain);
+	if (!domain || random_bytes(st->b, rnd, sizeof rnd) != 0)
 		return -1;
 	/* <YYYYMMDDhhmmss.base32@domain>: the date's digits (four for the
 	 * year: mime_format_date checked it), then the random bits */
 	id[0] = '<';
-	if (strftime(id + 1, 15, "%Y%m%d%H%M%S", tm) != 14)
-		return fail(st->b, "date out of range");
+	memcpy(id + 1, st->b->date_digits, 14);
 	id[15] = '.';
 	base32_128(id + 16, rnd);
 	snprintf(id + 42, MIME_MSGID_MAX - 42, "@%s>", domain);
@@ -385,19 +415,35 @@ static int address_header(struct build *st, const struct mime_header_value *h, c
 	return 0;
 }
 
+/* The texts of the date t: b->date_text and b->date_digits, made once per
+ * second of the caller's clock. Returns 0, or -1 when t is out of range. */
+static int date_texts(struct mime_builder *b, int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (b->date_ready && b->date_for == t)
+		return 0;
+	b->date_ready = 0;
+	if (mime_format_date(t, b->date_text) == 0 || !gmtime_r(&tt, &tm) ||
+	    strftime(b->date_digits, sizeof b->date_digits, "%Y%m%d%H%M%S", &tm) != 14)
+		return fail(b, "date out of range: %lld", (long long)t);
+	b->date_for = t;
+	b->date_ready = 1;
+	return 0;
+}
+
 static int headers(struct build *st)
 {
 	const struct mime_message_opts *o = st->o;
 	struct mime_builder *b = st->b;
-	char date[MIME_DATE_MAX], name[MIME_HEADER_NAME_MAX + 1];
+	char name[MIME_HEADER_NAME_MAX + 1];
 	unsigned seen = 0;     /* bit i: SINGLE[i] was given */
 	size_t header_start = st->out->len;
-	time_t tt = (time_t)o->date;
-	struct tm tm;
 
-	if (mime_format_date(o->date, date) == 0 || !gmtime_r(&tt, &tm))
-		return fail(b, "date out of range: %lld", (long long)o->date);
-	if (bytebuf_append_str(st->out, "Date: ") != 0 || bytebuf_append_str(st->out, date) != 0 ||
+	if (date_texts(b, o->date) != 0)
+		return -1;
+	if (bytebuf_append_str(st->out, "Date: ") != 0 || bytebuf_append_str(st->out, b->date_text) != 0 ||
 	    bytebuf_append(st->out, "\r\n", 2) != 0)
 		return fail(b, "%s", st->out->errstr);
 
@@ -458,7 +504,7 @@ static int headers(struct build *st)
 	}
 	if (!(seen & 1u))
 		return fail(b, "no From header");
-	if (message_id(st, &tm) != 0 || unsubscribe(st) != 0)
+	if (message_id(st) != 0 || unsubscribe(st) != 0)
 		return -1;
 	if (bytebuf_append_str(st->out, "MIME-Version: 1.0\r\n") != 0)
 		return fail(b, "%s", st->out->errstr);
@@ -494,26 +540,56 @@ static int multipart_header(struct build *st, const char *subtype, char level)
 	return 0;
 }
 
-/* Whether p[0..n) holds the boundaries' prefix: every '=' is looked at
- * (memchr is fast, and '=' is rare enough even in HTML). */
+/* Whether p[0..n) holds the boundaries' prefix: every '_' is looked at
+ * (memchr is fast, and '_' is rarer than '=' in HTML). */
 static int holds_boundary(const char *p, size_t n, const char *prefix)
 {
-	const char *end = p + n, *q = p;
+	const char *end = p + n, *q = p + 1;
 
-	while ((q = memchr(q, '=', (size_t)(end - q))) != NULL) {
-		if ((size_t)(end - q) < BOUNDARY_PREFIX_LEN)
+	if (n < BOUNDARY_PREFIX_LEN)
+		return 0;
+	while ((q = memchr(q, '_', (size_t)(end - q))) != NULL) {
+		if ((size_t)(end - q) < BOUNDARY_PREFIX_LEN - 1)
 			return 0;
-		if (memcmp(q, prefix, BOUNDARY_PREFIX_LEN) == 0)
+		if (q[-1] == '=' && memcmp(q - 1, prefix, BOUNDARY_PREFIX_LEN) == 0)
 			return 1;
 		q++;
 	}
 	return 0;
 }
 
-static int text_part(struct build *st, const char *subtype, const char *p, size_t n)
+/* A text part's content: its text, or the writer that makes it. */
+struct part_source {
+	const char *text;
+	size_t len;
+	const struct mime_text_writer *writer;
+};
+
+/* Writes the part as it is (7bit or 8bit): returns as mime_text_copy. */
+static int copy_plain(struct build *st, const struct part_source *src, enum mime_cte *cte)
+{
+	int allow = st->o->smtp_8bitmime;
+
+	if (src->writer)
+		return src->writer->write(src->writer->ud, st->out, allow, cte);
+	return mime_text_copy(st->out, src->text, src->len, allow, cte);
+}
+
+/* The part's text as it is. Returns 0 or MIME_ESOURCE. */
+static int source_text(const struct part_source *src, const char **text, size_t *len)
+{
+	if (src->writer)
+		return src->writer->text(src->writer->ud, text, len);
+	*text = src->text;
+	*len = src->len;
+	return 0;
+}
+
+static int text_part(struct build *st, const char *subtype, const struct part_source *src)
 {
 	struct bytebuf *out = st->out;
-	size_t cte_at, body_at;
+	size_t cte_at, body_at, n = 0;
+	const char *p = NULL;
 	enum mime_cte cte;
 	int r;
 
@@ -524,7 +600,7 @@ static int text_part(struct build *st, const char *subtype, const char *p, size_
 	if (put(st, "7bit\r\n\r\n") != 0)
 		return -1;
 	body_at = out->len;
-	r = mime_text_copy(out, p, n, st->o->smtp_8bitmime, &cte);
+	r = copy_plain(st, src, &cte);
 	if (r == 0) {
 		if (cte == MIME_CTE_8BIT) {
 			/* same length as "7bit": settled after the copy, in place */
@@ -535,6 +611,11 @@ static int text_part(struct build *st, const char *subtype, const char *p, size_
 		    holds_boundary(out->data + body_at, out->len - body_at, st->boundary))
 			st->collided = 1;
 		return 0;
+	}
+	if (r == MIME_NEED_QP || r == MIME_EUTF8) {
+		int t = source_text(src, &p, &n);
+		if (t != 0)
+			r = t;
 	}
 	if (r == MIME_NEED_QP) {
 		bytebuf_truncate(out, cte_at);
@@ -551,39 +632,49 @@ static int text_part(struct build *st, const char *subtype, const char *p, size_
 }
 
 /* The text, the html, or both as multipart/alternative. */
-static int readable_part(struct build *st, const char *text, size_t text_len)
+static int readable_part(struct build *st, const struct part_source *text,
+			 const struct part_source *html)
 {
-	const struct mime_message_parts *in = st->in;
-
-	if (!text || !in->html)
-		return text ? text_part(st, "plain", text, text_len)
-			    : text_part(st, "html", in->html, in->html_len);
+	if (!text || !html)
+		return text ? text_part(st, "plain", text) : text_part(st, "html", html);
 	if (multipart_header(st, "alternative", 'a') != 0 || delimiter(st, "", 'a', "\r\n") != 0 ||
-	    text_part(st, "plain", text, text_len) != 0 || delimiter(st, "\r\n", 'a', "\r\n") != 0 ||
-	    text_part(st, "html", in->html, in->html_len) != 0 || delimiter(st, "\r\n", 'a', "--") != 0)
+	    text_part(st, "plain", text) != 0 || delimiter(st, "\r\n", 'a', "\r\n") != 0 ||
+	    text_part(st, "html", html) != 0 || delimiter(st, "\r\n", 'a', "--") != 0)
 		return -1;
 	return 0;
+}
+
+/* The text or html part of in, or NULL when there is none. */
+static const struct part_source *source_of(const char *s, size_t n,
+					   const struct mime_text_writer *w,
+					   struct part_source *src)
+{
+	if (!s && !w)
+		return NULL;
+	*src = (struct part_source){ s, n, w };
+	return src;
 }
 
 static int body(struct build *st)
 {
 	const struct mime_message_parts *in = st->in;
-	const char *text = in->text;
-	size_t text_len = in->text_len;
+	struct part_source tsrc, hsrc;
+	const struct part_source *text = source_of(in->text, in->text_len, st->w->text, &tsrc);
+	const struct part_source *html = source_of(in->html, in->html_len, st->w->html, &hsrc);
 	int readable;
 
-	if (!text && !in->html && in->nattachments == 0)
-		text = "", text_len = 0;   /* an empty text/plain message */
-	readable = text || in->html;
-	st->multipart = (text && in->html) || in->nattachments > 0;
+	if (!text && !html && in->nattachments == 0)
+		text = source_of("", 0, NULL, &tsrc);   /* an empty text/plain message */
+	readable = text || html;
+	st->multipart = (text && html) || in->nattachments > 0;
 	if (in->nattachments == 0) {
-		if (readable_part(st, text, text_len) != 0)
+		if (readable_part(st, text, html) != 0)
 			return -1;
 		return st->multipart ? put(st, "\r\n") : 0;
 	}
 	if (multipart_header(st, "mixed", 'm') != 0)
 		return -1;
-	if (readable && (delimiter(st, "", 'm', "\r\n") != 0 || readable_part(st, text, text_len) != 0))
+	if (readable && (delimiter(st, "", 'm', "\r\n") != 0 || readable_part(st, text, html) != 0))
 		return -1;
 	for (size_t k = 0; k < in->nattachments; k++) {
 		size_t len;
@@ -599,6 +690,15 @@ static int body(struct build *st)
 int mime_build(struct mime_builder *b, const struct mime_message_parts *in,
 	       const struct mime_message_opts *o, struct bytebuf *out, struct mime_message_info *info)
 {
+	const struct mime_text_writers none = { NULL, NULL };
+
+	return mime_build_written(b, in, &none, o, out, info);
+}
+
+int mime_build_written(struct mime_builder *b, const struct mime_message_parts *in,
+		       const struct mime_text_writers *w, const struct mime_message_opts *o,
+		       struct bytebuf *out, struct mime_message_info *info)
+{
 	struct mime_message_info scratch;
 	size_t entry = out->len;
 	struct build st;
@@ -612,6 +712,7 @@ int mime_build(struct mime_builder *b, const struct mime_message_parts *in,
 		memset(&st, 0, sizeof st);
 		st.b = b;
 		st.in = in;
+		st.w = w;
 		st.o = o;
 		st.out = out;
 		st.info = info;

@@ -4,11 +4,18 @@
  * output. Literal text is copied with memcpy in whole runs; it is scanned
  * for line ends only inside an indented partial or block.
  *
+ * tpl_render_lines is the same walk with template text taken from a
+ * struct tpl_lines (CRLF, measured once): the line length is kept from the
+ * texts' shapes, and only values (short) and indentation are looked at
+ * byte by byte.
+ *
  * Names found in the root object are memoised for the render by symbol
  * number: a recipient's {{first_name}} costs the adapter one lookup (one
  * hash, for JSON) however often the template uses it. */
 #include "templates/mustache_prog.h"
+#include "templates/utf8.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +57,10 @@ struct render {
 	int pending;           /* at the start of a line of template text: the
 				* indentation goes out before anything else */
 	unsigned depth;
+	const struct tpl_lines *lines;   /* tpl_render_lines; NULL for tpl_render */
+	struct tpl_lines_out *lo;
+	size_t col;            /* lines: octets on the line being written */
+	int not_lines;         /* lines: the output cannot be written as lines */
 	uint8_t memo_state[ROOT_MEMO];
 	struct tpl_val memo[ROOT_MEMO];   /* valid where memo_state says found */
 };
@@ -120,7 +131,28 @@ static int put_indent(struct render *r, const struct indent *in)
 		return 0;
 	if (put_indent(r, in->up) < 0)
 		return -1;
+	r->col += in->len;
 	return put(r, in->s, in->len);
+}
+
+/* Stops a tpl_render_lines walk: the caller renders the plain way. */
+static int not_lines(struct render *r)
+{
+	r->not_lines = 1;
+	return -1;
+}
+
+/* Lines: k octets were written on the current line, ending it when ended
+ * (their last two are its CRLF). Returns 0, or -1 when the line is too
+ * long. */
+static int count_line(struct render *r, size_t k, int ended)
+{
+	size_t len = r->col + k - (ended ? 2 : 0);
+
+	if (len > r->lo->max_line)
+		return not_lines(r);
+	r->col = ended ? 0 : len;
+	return 0;
 }
 
 /* Writes the indentation owed at a line start, if any. */
@@ -145,13 +177,37 @@ static int put_text(struct render *r, const char *s, size_t n)
 			return -1;
 		const char *nl = memchr(s, '\n', n);
 		size_t k = nl ? (size_t)(nl - s) + 1 : n;
-		if (put(r, s, k) < 0)
+		if (put(r, s, k) < 0 || (r->lines && count_line(r, k, nl != NULL) < 0))
 			return -1;
 		s += k;
 		n -= k;
 		r->pending = nl != NULL;
 	}
 	return 0;
+}
+
+/* Lines: a text op's CRLF text, its line lengths taken from its shape. */
+static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
+{
+	const char *s = r->lines->pool + sh->off;
+	size_t n = sh->len, max = r->lo->max_line;
+
+	if (sh->unfit || (sh->non_ascii && !r->lo->allow_8bit))
+		return not_lines(r);
+	r->lo->non_ascii |= sh->non_ascii;
+	if (r->indent || n == 0)
+		return put_text(r, s, n);
+	if (!sh->eol) {
+		r->col += n;
+	} else {
+		if (r->col + sh->head > max || sh->longest > max)
+			return not_lines(r);
+		r->col = sh->tail;
+	}
+	if (r->col > max)
+		return not_lines(r);
+	r->pending = s[n - 1] == '\n';
+	return put(r, s, n);
 }
 
 static const char *const html_entity[256] = {
@@ -232,6 +288,64 @@ static int truthy(const struct render *r, struct tpl_val v, enum tpl_kind k)
 	}
 }
 
+/* What a value holds, as tpl_render_lines cares: looked at sixteen bytes
+ * at a time (GCC vector extensions: SSE2 on x86-64, NEON on ARM). */
+#define VALUE_BREAK 1u   /* CR, LF or NUL */
+#define VALUE_HIGH  2u   /* a byte >= 0x80 */
+#define VALUE_HTML  4u   /* a character HTML escaping replaces */
+
+typedef signed char vec16 __attribute__((vector_size(16)));
+
+static inline vec16 splat16(char c)
+{
+	return (vec16){ c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c };
+}
+
+static inline int any16(vec16 m)
+{
+	uint64_t a, b;
+
+	memcpy(&a, &m, 8);
+	memcpy(&b, (const char *)&m + 8, 8);
+	return (a | b) != 0;
+}
+
+static unsigned value_class(const char *s, size_t n)
+{
+	vec16 brk = splat16(0), high = splat16(0), html = splat16(0);
+
+	for (size_t i = 0; i < n; i += 16) {
+		vec16 v = splat16('a');   /* a short last block is padded with a plain byte */
+		memcpy(&v, s + i, n - i < 16 ? n - i : 16);
+		brk |= (v == splat16(0)) | (v == splat16('\r')) | (v == splat16('\n'));
+		high |= v < splat16(0);
+		html |= (v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
+			(v == splat16('"')) | (v == splat16('\''));
+	}
+	return (any16(brk) ? VALUE_BREAK : 0) | (any16(high) ? VALUE_HIGH : 0) |
+	       (any16(html) ? VALUE_HTML : 0);
+}
+
+/* Lines: a value, which must hold no line end (a CR or LF would need a
+ * look at what is around it) and no NUL, and non-ASCII only when allowed. */
+static int put_value_lines(struct render *r, const char *s, size_t n, int html)
+{
+	size_t start = r->out->len;
+	unsigned cls = value_class(s, n);
+
+	if (cls & VALUE_BREAK)
+		return not_lines(r);
+	if (cls & VALUE_HIGH) {
+		if (!r->lo->allow_8bit || utf8_check(s, n) != n)
+			return not_lines(r);
+		r->lo->non_ascii = 1;
+	}
+	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
+		return -1;
+	r->col += r->out->len - start;
+	return r->col > r->lo->max_line ? not_lines(r) : 0;
+}
+
 static int put_value(struct render *r, struct tpl_val v, int raw)
 {
 	char scratch[TPL_SCRATCH];
@@ -255,6 +369,8 @@ static int put_value(struct render *r, struct tpl_val v, int raw)
 	default:
 		return 0;
 	}
+	if (r->lines)
+		return put_value_lines(r, s, n, !raw && r->esc == TPL_ESCAPE_HTML);
 	return raw || r->esc == TPL_ESCAPE_NONE ? put(r, s, n) : put_html(r, s, n);
 }
 
@@ -447,7 +563,8 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 
 		switch (op->code) {
 		case TPL_OP_TEXT:
-			rc = put_text(r, t->pool + op->a, op->b);
+			rc = r->lines ? put_text_lines(r, &r->lines->shape[i])
+				      : put_text(r, t->pool + op->a, op->b);
 			i++;
 			break;
 		case TPL_OP_VAR:
@@ -483,8 +600,10 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 	return 0;
 }
 
-int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
-	       unsigned flags, struct tpl_buf *out, struct tpl_error *err)
+/* The walk both entry points make; lines and lo are NULL for tpl_render. */
+static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
+		       unsigned flags, struct tpl_buf *out, struct tpl_error *err,
+		       const struct tpl_lines *lines, struct tpl_lines_out *lo)
 {
 	struct render r;   /* not zeroed whole: the memo's values need no init */
 	struct ctx root = { d->root, NULL };
@@ -500,11 +619,31 @@ int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape es
 	r.indent = NULL;
 	r.pending = 0;
 	r.depth = 0;
+	r.lines = lines;
+	r.lo = lo;
+	r.col = 0;
+	r.not_lines = 0;
 	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;
 	int rc = render_range(&r, t->units[0].begin, t->units[0].end, &root, NULL);
-	if (rc < 0)
+	if (rc < 0) {
 		out->len = start;
-	return rc;
+		return r.not_lines ? TPL_NOT_LINES : -1;
+	}
+	return 0;
+}
+
+int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
+	       unsigned flags, struct tpl_buf *out, struct tpl_error *err)
+{
+	return render_main(t, d, esc, flags, out, err, NULL, NULL);
+}
+
+int tpl_render_lines(const struct tpl *t, const struct tpl_lines *l, const struct tpl_data *d,
+		     enum tpl_escape esc, unsigned flags, struct tpl_buf *out,
+		     struct tpl_lines_out *lo, struct tpl_error *err)
+{
+	lo->non_ascii = 0;
+	return render_main(t, d, esc, flags, out, err, l, lo);
 }
