@@ -26,6 +26,25 @@ static void chunk_put(struct chunk *c, char ch)
 	c->buf[c->n++] = ch;
 }
 
+static void chunk_flush(struct chunk *c);
+
+static void chunk_append(struct chunk *c, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k = sizeof c->buf - c->n;
+		if (k == 0) {
+			chunk_flush(c);
+			continue;
+		}
+		if (k > n)
+			k = n;
+		memcpy(c->buf + c->n, p, k);
+		c->n += k;
+		p += k;
+		n -= k;
+	}
+}
+
 static void chunk_flush(struct chunk *c)
 {
 	if (c->n)
@@ -51,20 +70,28 @@ void dkim_canon_header(const char *field, size_t len, int crlf, const struct dki
 		 * the run it is part of. A run becomes one SP, except at the
 		 * value's start and end where it goes. */
 		int wsp = 0, started = 0;
-		for (const char *p = colon + 1, *end = field + len; p < end; p++) {
+		const char *p = colon + 1, *end = field + len;
+		while (p < end) {
 			if (*p == '\r' && p + 1 < end && p[1] == '\n') {
-				p++;
+				p += 2;
 				continue;
 			}
 			if (IS_WSP(*p)) {
 				wsp = 1;
+				p++;
 				continue;
 			}
+			/* a word: up to WSP or CR, copied whole (a CR alone is
+			 * part of it) */
+			const char *q = p + 1;
+			while (q < end && !IS_WSP(*q) && *q != '\r')
+				q++;
 			if (wsp && started)
 				chunk_put(&c, ' ');
-			chunk_put(&c, *p);
+			chunk_append(&c, p, (size_t)(q - p));
 			wsp = 0;
 			started = 1;
+			p = q;
 		}
 	}
 	if (crlf) {
@@ -109,27 +136,34 @@ static void write_content(struct dkim_body *b, const void *p, size_t n)
 
 /* ---- where the body's canonical form differs from the body ---- */
 
-/* Sixteen bytes at once (GCC vector extensions: SSE2 on x86-64, NEON on
- * ARM, plain code elsewhere). */
-typedef signed char vec16 __attribute__((vector_size(16)));
+/* Thirty-two bytes at once (GCC vector extensions). On x86-64 the scan is
+ * built twice (target_clones): with AVX2 where the CPU has it, chosen once
+ * at load, and with SSE2 (two halves) elsewhere. */
+#define VEC 32
+typedef signed char vec __attribute__((vector_size(VEC)));
 
-static inline vec16 load16(const unsigned char *s)
-{
-	vec16 v;
-	memcpy(&v, s, sizeof v);
-	return v;
-}
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SCAN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SCAN_CLONES
+#endif
 
-static inline vec16 splat16(char c)
-{
-	return (vec16){ c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c };
-}
-
+/* Helpers as macros: functions taking or returning 32-byte vectors would
+ * have an ABI that differs between the two builds of the scan. */
+#define SPLAT(c) ((vec){ 0 } + (signed char)(c))
 /* A byte the state machine must see after one that breaks a run: WSP or
  * CR. */
-static inline vec16 breaks16(vec16 v)
+#define BREAKS(v) (((v) == SPLAT(' ')) | ((v) == SPLAT('\t')) | ((v) == SPLAT('\r')))
+
+/* Whether any lane of the comparison result m is set. */
+static inline int any_set(const void *m)
 {
-	return (v == splat16(' ')) | (v == splat16('\t')) | (v == splat16('\r'));
+	uint64_t w[VEC / 8], acc = 0;
+
+	memcpy(w, m, sizeof w);
+	for (size_t k = 0; k < VEC / 8; k++)
+		acc |= w[k];
+	return acc != 0;
 }
 
 static inline int breaks(unsigned char c)
@@ -158,27 +192,27 @@ static int ends_run(const unsigned char *s, size_t n)
 }
 
 /* The length of the run at s[0..n) whose canonical form is itself (see
- * ends_run); s[0] is taken to be in it. Sixteen positions are tested at
- * once; most bodies break only at blank lines, so runs are long and the
- * hash gets few, large updates. */
+ * ends_run); s[0] is taken to be in it. VEC positions are tested at once;
+ * most bodies break only at blank lines, so runs are long and the hash gets
+ * few, large updates. */
+SCAN_CLONES
 static size_t plain_run(const unsigned char *s, size_t n)
 {
-	const vec16 tab = splat16('\t'), sp = splat16(' '), cr = splat16('\r'), lf = splat16('\n');
 	size_t i = 1;
 
-	while (n - i >= 18) {
-		vec16 v = load16(s + i), v1 = load16(s + i + 1), v2 = load16(s + i + 2);
-		vec16 hit = (v == tab) | ((v == sp) & breaks16(v1)) |
-			    ((v == cr) & ((v1 != lf) | breaks16(v2)));
-		uint64_t lo, hi;
-		memcpy(&lo, &hit, 8);
-		memcpy(&hi, (const char *)&hit + 8, 8);
-		if (lo | hi) {
-			for (size_t k = 0; k < 16; k++)
+	while (n - i >= VEC + 2) {
+		vec v, v1, v2;
+		memcpy(&v, s + i, VEC);
+		memcpy(&v1, s + i + 1, VEC);
+		memcpy(&v2, s + i + 2, VEC);
+		vec hit = (v == SPLAT('\t')) | ((v == SPLAT(' ')) & BREAKS(v1)) |
+			  ((v == SPLAT('\r')) & ((v1 != SPLAT('\n')) | BREAKS(v2)));
+		if (any_set(&hit)) {
+			for (size_t k = 0; k < VEC; k++)
 				if (ends_run(s + i + k, n - i - k))
 					return i + k;
 		}
-		i += 16;
+		i += VEC;
 	}
 	while (i < n && !ends_run(s + i, n - i))
 		i++;

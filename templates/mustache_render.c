@@ -310,17 +310,51 @@ static inline int any16(vec16 m)
 	return (a | b) != 0;
 }
 
+/* The bytes of s[0..n), 0 < n < 16, in sixteen lanes (some twice; for
+ * n < 4 the others are 'a'), built in registers: a short memcpy into a
+ * vector on the stack read back whole would stall on store forwarding. */
+static inline vec16 load_short(const char *s, size_t n)
+{
+	typedef uint64_t u64x2 __attribute__((vector_size(16)));
+	uint64_t a, b;
+
+	if (n >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+	} else if (n >= 4) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		a = b = x | (uint64_t)y << 32;
+	} else {
+		a = b = 0x6161616161000000ull | (uint64_t)(unsigned char)s[n - 1] << 16 |
+			(uint64_t)(unsigned char)s[n / 2] << 8 | (unsigned char)s[0];
+	}
+	return (vec16)(u64x2){ a, b };
+}
+
 static unsigned value_class(const char *s, size_t n)
 {
-	vec16 brk = splat16(0), high = splat16(0), html = splat16(0);
+	vec16 brk = splat16(0), high = splat16(0), html = splat16(0), v;
+	size_t i = 0;
 
-	for (size_t i = 0; i < n; i += 16) {
-		vec16 v = splat16('a');   /* a short last block is padded with a plain byte */
-		memcpy(&v, s + i, n - i < 16 ? n - i : 16);
+	if (n == 0)
+		return 0;
+	for (;;) {
+		/* whole blocks, then the last sixteen bytes (overlapping) */
+		if (n - i > 16)
+			memcpy(&v, s + i, 16);
+		else if (n >= 16)
+			memcpy(&v, s + n - 16, 16);
+		else
+			v = load_short(s, n);
 		brk |= (v == splat16(0)) | (v == splat16('\r')) | (v == splat16('\n'));
 		high |= v < splat16(0);
 		html |= (v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
 			(v == splat16('"')) | (v == splat16('\''));
+		if (n - i <= 16)
+			break;
+		i += 16;
 	}
 	return (any16(brk) ? VALUE_BREAK : 0) | (any16(high) ? VALUE_HIGH : 0) |
 	       (any16(html) ? VALUE_HTML : 0);
