@@ -829,6 +829,76 @@ static void test_scan_guarded(void)
 	}
 }
 
+/* ---- rendering as CRLF lines (tpl_render_lines) ---- */
+
+/* Renders tmpl with vars as lines, max_line and allow_8bit as given;
+ * returns the output, "NOT_LINES", or the error. *non_ascii is what the
+ * render said. */
+static const char *lines(const char *tmpl, const char *vars, size_t max_line, int allow_8bit,
+			 int *non_ascii)
+{
+	static char text[8192];
+	struct tpl *t = compile_with(tmpl, layout_partials);
+	struct tpl_lines *l = t ? tpl_lines_new(t) : NULL;
+	json_t *data = json_loads(vars, JSON_DECODE_ANY, NULL);
+	struct tpl_lines_out lo = { .max_line = max_line, .allow_8bit = allow_8bit };
+	const char *res = err.msg;
+
+	if (t && l && data) {
+		struct tpl_data d = tpl_json_data(data);
+		out.len = 0;
+		int rc = tpl_render_lines(t, l, &d, TPL_ESCAPE_HTML, 0, &out, &lo, &err);
+		*non_ascii = lo.non_ascii;
+		if (rc == TPL_NOT_LINES)
+			res = out.len == 0 ? "NOT_LINES" : "NOT_LINES with output left";
+		else if (rc == 0)
+			snprintf(text, sizeof text, "%.*s", (int)out.len, out.data ? out.data : ""), res = text;
+	}
+	json_decref(data);
+	tpl_lines_free(l);
+	tpl_free(t);
+	return res;
+}
+
+static void test_lines(void)
+{
+	static const struct {
+		const char *tmpl, *vars;
+		size_t max;
+		int allow_8bit, non_ascii;
+		const char *want;
+	} cases[] = {
+		{ "a\nb {{x}}\n", "{\"x\":\"<1>\"}", 998, 0, 0, "a\r\nb &lt;1&gt;\r\n" },
+		{ "a\r\nb\n", "{}", 998, 0, 0, "a\r\nb\r\n" },
+		{ "{{x}}", "{\"x\":\"a\\nb\"}", 998, 1, 0, "NOT_LINES" },
+		{ "{{x}}", "{\"x\":\"a\\rb\"}", 998, 1, 0, "NOT_LINES" },
+		{ "a\rb", "{}", 998, 1, 0, "NOT_LINES" },
+		{ "{{x}}!", "{\"x\":\"caf\u00e9\"}", 998, 1, 1, "caf\xc3\xa9!" },
+		{ "{{x}}!", "{\"x\":\"caf\u00e9\"}", 998, 0, 0, "NOT_LINES" },
+		{ "caf\xc3\xa9", "{}", 998, 0, 0, "NOT_LINES" },
+		{ "{{#s}}caf\xc3\xa9{{/s}}ok", "{}", 998, 0, 0, "ok" },
+		/* line lengths: text and values on one line, CRLF not counted */
+		{ "12345\n1234{{x}}\n", "{\"x\":\"5\"}", 5, 0, 0, "12345\r\n12345\r\n" },
+		{ "12345\n1234{{x}}\n", "{\"x\":\"56\"}", 5, 0, 0, "NOT_LINES" },
+		{ "123456\n", "{}", 5, 0, 0, "NOT_LINES" },
+		{ "1\n123456\n1\n", "{}", 5, 0, 0, "NOT_LINES" },
+		{ "{{x}}{{x}}{{x}}", "{\"x\":\"ab\"}", 5, 0, 0, "NOT_LINES" },
+		/* a standalone partial's indentation counts too */
+		{ "  {{>item}}\n", "{\"name\":\"ab\"}", 13, 0, 0, "  <li>ab</li>\r\n" },
+		{ "  {{>item}}\n", "{\"name\":\"ab\"}", 12, 0, 0, "NOT_LINES" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int non_ascii = -1;
+		const char *got = lines(cases[i].tmpl, cases[i].vars, cases[i].max, cases[i].allow_8bit,
+					&non_ascii);
+		if (strcmp(got, cases[i].want) != 0)
+			T_FAIL("lines case %zu: got \"%s\", want \"%s\"", i, got, cases[i].want);
+		else if (strcmp(got, "NOT_LINES") != 0 && non_ascii != cases[i].non_ascii)
+			T_FAIL("lines case %zu: non_ascii %d, want %d", i, non_ascii, cases[i].non_ascii);
+		t_checks++;
+	}
+}
+
 int main(void)
 {
 	tpl_buf_init(&out, 0);
@@ -849,6 +919,7 @@ int main(void)
 	test_dir_loader();
 	test_row_adapter();
 	test_scan_guarded();
+	test_lines();
 	tpl_buf_free(&out);
 	return t_done("test_mustache");
 }
