@@ -143,11 +143,16 @@ static void hex(char *out, const unsigned char *p, size_t n)
 
 /* ---- header names ---- */
 
-static const char *const SINGLE[] = {
+#define NAME(s) { s, sizeof s - 1 }
+static const struct {
+	const char *name;
+	size_t len;
+} SINGLE[] = {
 	/* the address headers first: mime_header_is_address counts them */
-	"From", "Sender", "Reply-To", "To", "Cc", "Bcc",
-	"Subject", "In-Reply-To", "References",
+	NAME("From"), NAME("Sender"), NAME("Reply-To"), NAME("To"), NAME("Cc"), NAME("Bcc"),
+	NAME("Subject"), NAME("In-Reply-To"), NAME("References"),
 };
+#undef NAME
 #define ADDRESS_HEADERS 6
 
 static int name_is(const char *name, size_t len, const char *want)
@@ -159,7 +164,7 @@ static int name_is(const char *name, size_t len, const char *want)
 static int single_index(const char *name, size_t len)
 {
 	for (size_t i = 0; i < sizeof SINGLE / sizeof SINGLE[0]; i++)
-		if (name_is(name, len, SINGLE[i]))
+		if (SINGLE[i].len == len && strncasecmp(name, SINGLE[i].name, len) == 0)
 			return (int)i;
 	return -1;
 }
