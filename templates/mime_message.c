@@ -14,8 +14,8 @@
 #include "templates/utf8.h"
 
 /* Random bytes are drawn from the kernel this many at a time: one
- * getrandom call serves about twenty messages. */
-#define RANDOM_POOL 512
+ * getrandom call serves about 150 messages. */
+#define RANDOM_POOL 4096
 #define MSGID_RANDOM 16       /* 128 bits */
 #define BOUNDARY_RANDOM 10    /* 80 bits */
 /* "=_" and 20 hex digits: what every boundary of a message starts with */
