@@ -127,7 +127,7 @@ static int add_piece(struct campaign_template *t, enum campaign_piece_kind kind,
 		return -1;
 	}
 	t->npieces++;
-	if (kind != CAMPAIGN_PIECE_HEADER && !(p->lines = tpl_lines_new(p->prog))) {
+	if (kind != CAMPAIGN_PIECE_HEADER && !(p->lines = tpl_lines_new(p->prog, '_'))) {
 		set_err(err, errlen, "%s: out of memory", t->path);
 		return -1;
 	}
@@ -349,7 +349,8 @@ static int body_text(void *ud, const char **text, size_t *len)
 /* struct mime_text_writer's write. The message's buffer is lent to the
  * renderer as a struct tpl_buf for the call (both grow with realloc under
  * a cap) so that the part is rendered in place. */
-static int body_write(void *ud, struct bytebuf *out, int allow_8bit, enum mime_cte *cte)
+static int body_write(void *ud, struct bytebuf *out, int allow_8bit, enum mime_cte *cte,
+		      int *underscore)
 {
 	struct body_writer *bw = ud;
 	struct tpl_lines_out lo = { .max_line = MIME_LINE_MAX, .allow_8bit = allow_8bit };
@@ -364,6 +365,7 @@ static int body_write(void *ud, struct bytebuf *out, int allow_8bit, enum mime_c
 	out->len = lent.len;
 	if (rc == 0) {
 		*cte = lo.non_ascii ? MIME_CTE_8BIT : MIME_CTE_7BIT;
+		*underscore = lo.watched;
 		return 0;
 	}
 	if (rc != TPL_NOT_LINES)

@@ -570,13 +570,16 @@ struct part_source {
 	const struct mime_text_writer *writer;
 };
 
-/* Writes the part as it is (7bit or 8bit): returns as mime_text_copy. */
-static int copy_plain(struct build *st, const struct part_source *src, enum mime_cte *cte)
+/* Writes the part as it is (7bit or 8bit): returns as mime_text_copy, and
+ * sets *underscore to 0 when the text surely holds no '_'. */
+static int copy_plain(struct build *st, const struct part_source *src, enum mime_cte *cte,
+		      int *underscore)
 {
 	int allow = st->o->smtp_8bitmime;
 
+	*underscore = 1;
 	if (src->writer)
-		return src->writer->write(src->writer->ud, st->out, allow, cte);
+		return src->writer->write(src->writer->ud, st->out, allow, cte, underscore);
 	return mime_text_copy(st->out, src->text, src->len, allow, cte);
 }
 
@@ -596,7 +599,7 @@ static int text_part(struct build *st, const char *subtype, const struct part_so
 	size_t cte_at, body_at, n = 0;
 	const char *p = NULL;
 	enum mime_cte cte;
-	int r;
+	int r, underscore;
 
 	if (put(st, "Content-Type: text/") != 0 || put(st, subtype) != 0 ||
 	    put(st, "; charset=utf-8\r\nContent-Transfer-Encoding: ") != 0)
@@ -605,14 +608,14 @@ static int text_part(struct build *st, const char *subtype, const struct part_so
 	if (put(st, "7bit\r\n\r\n") != 0)
 		return -1;
 	body_at = out->len;
-	r = copy_plain(st, src, &cte);
+	r = copy_plain(st, src, &cte, &underscore);
 	if (r == 0) {
 		if (cte == MIME_CTE_8BIT) {
 			/* same length as "7bit": settled after the copy, in place */
 			memcpy(out->data + cte_at, "8bit", 4);
 			st->any_8bit = 1;
 		}
-		if (st->multipart &&
+		if (st->multipart && underscore &&
 		    holds_boundary(out->data + body_at, out->len - body_at, st->boundary))
 			st->collided = 1;
 		return 0;

@@ -65,10 +65,13 @@ struct mime_header_value {
 struct mime_text_writer {
 	/* Appends the part's text to out, line ends CRLF, when it can go as
 	 * 7bit, or 8bit when allow_8bit (see mime_text_cte): returns 0 and
-	 * sets *cte; MIME_NEED_QP when it cannot, MIME_EUTF8, MIME_EBUF, or
-	 * MIME_ESOURCE when the writer failed for a reason of its own (out is
-	 * then as it was). */
-	int (*write)(void *ud, struct bytebuf *out, int allow_8bit, enum mime_cte *cte);
+	 * sets *cte, and *underscore to 0 when the text surely holds no '_'
+	 * (boundaries hold one: such a text need not be searched for them);
+	 * MIME_NEED_QP when it cannot, MIME_EUTF8, MIME_EBUF, or MIME_ESOURCE
+	 * when the writer failed for a reason of its own (out is then as it
+	 * was). */
+	int (*write)(void *ud, struct bytebuf *out, int allow_8bit, enum mime_cte *cte,
+		     int *underscore);
 	/* The part's text as it is, for quoted-printable: returns 0 and sets
 	 * *text and *len (valid until the next call), or MIME_ESOURCE. */
 	int (*text)(void *ud, const char **text, size_t *len);

@@ -233,9 +233,11 @@ int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape es
  * keeps the line length it is at without looking at the bytes again. */
 struct tpl_lines;
 
-/* Returns the prepared text, or NULL when out of memory. t must outlive
- * it; any number of threads may share it. */
-struct tpl_lines *tpl_lines_new(const struct tpl *t);
+/* Returns the prepared text, or NULL when out of memory. watch is a byte
+ * the caller wants to know whether a render writes (0: none; MIME's
+ * boundaries hold a '_', and a part without one need not be searched for
+ * them). t must outlive it; any number of threads may share it. */
+struct tpl_lines *tpl_lines_new(const struct tpl *t, unsigned char watch);
 
 /* l may be NULL. */
 void tpl_lines_free(struct tpl_lines *l);
@@ -245,6 +247,7 @@ struct tpl_lines_out {
 	size_t max_line;     /* in: the longest line allowed, CRLF not counted */
 	int allow_8bit;      /* in: non-ASCII may be written (valid UTF-8 only) */
 	int non_ascii;       /* out: a byte written is non-ASCII */
+	int watched;         /* out: the watch byte (tpl_lines_new) was written */
 };
 
 /* tpl_render_lines' answer when the output cannot be written as lines. */

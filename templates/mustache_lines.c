@@ -71,6 +71,7 @@ static void prepare_text(struct tpl_lines *l, size_t *used, const struct tpl_op 
 
 	sh->off = (uint32_t)*used;
 	sh->non_ascii = utf8_has_non_ascii(s, n);
+	sh->watched = l->watch && memchr(s, l->watch, n) != NULL;
 	sh->unfit = memchr(s, '\0', n) != NULL || has_lone_cr(s, n) ||
 		    (sh->non_ascii && utf8_check(s, n) != n);
 	sh->len = (uint32_t)to_crlf(l->pool + *used, s, n);
@@ -78,7 +79,7 @@ static void prepare_text(struct tpl_lines *l, size_t *used, const struct tpl_op 
 	*used += sh->len;
 }
 
-struct tpl_lines *tpl_lines_new(const struct tpl *t)
+struct tpl_lines *tpl_lines_new(const struct tpl *t, unsigned char watch)
 {
 	struct tpl_lines *l = calloc(1, sizeof *l);
 	size_t room = 0, used = 0;
@@ -86,6 +87,7 @@ struct tpl_lines *tpl_lines_new(const struct tpl *t)
 	if (!l)
 		return NULL;
 	l->t = t;
+	l->watch = watch;
 	for (size_t i = 0; i < t->nops; i++)
 		if (t->ops[i].code == TPL_OP_TEXT)
 			room += 2 * (size_t)t->ops[i].b;

@@ -85,10 +85,12 @@ struct tpl_text_shape {
 	uint8_t eol;            /* it holds a line end */
 	uint8_t non_ascii;      /* it holds a byte >= 0x80 */
 	uint8_t unfit;          /* a CR alone, a NUL or invalid UTF-8: not for lines */
+	uint8_t watched;        /* it holds the watch byte */
 };
 
 struct tpl_lines {
 	const struct tpl *t;
+	unsigned char watch;            /* 0: none */
 	char *pool;
 	struct tpl_text_shape *shape;   /* one per op; text ops' entries only are used */
 };

@@ -195,6 +195,7 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	if (sh->unfit || (sh->non_ascii && !r->lo->allow_8bit))
 		return not_lines(r);
 	r->lo->non_ascii |= sh->non_ascii;
+	r->lo->watched |= sh->watched;
 	if (r->indent || n == 0)
 		return put_text(r, s, n);
 	if (!sh->eol) {
@@ -293,6 +294,7 @@ static int truthy(const struct render *r, struct tpl_val v, enum tpl_kind k)
 #define VALUE_BREAK 1u   /* CR, LF or NUL */
 #define VALUE_HIGH  2u   /* a byte >= 0x80 */
 #define VALUE_HTML  4u   /* a character HTML escaping replaces */
+#define VALUE_WATCH 8u   /* the watch byte (tpl_lines_new) */
 
 typedef signed char vec16 __attribute__((vector_size(16)));
 
@@ -333,9 +335,11 @@ static inline vec16 load_short(const char *s, size_t n)
 	return (vec16)(u64x2){ a, b };
 }
 
-static unsigned value_class(const char *s, size_t n)
+static unsigned value_class(const char *s, size_t n, unsigned char watch)
 {
-	vec16 brk = splat16(0), high = splat16(0), html = splat16(0), v;
+	vec16 brk = splat16(0), high = splat16(0), html = splat16(0), seen = splat16(0), v;
+	/* a watch byte of 0 would match NUL, which VALUE_BREAK covers anyway */
+	const vec16 w = splat16(watch ? (char)watch : '\r');
 	size_t i = 0;
 
 	if (n == 0)
@@ -352,12 +356,13 @@ static unsigned value_class(const char *s, size_t n)
 		high |= v < splat16(0);
 		html |= (v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
 			(v == splat16('"')) | (v == splat16('\''));
+		seen |= v == w;
 		if (n - i <= 16)
 			break;
 		i += 16;
 	}
 	return (any16(brk) ? VALUE_BREAK : 0) | (any16(high) ? VALUE_HIGH : 0) |
-	       (any16(html) ? VALUE_HTML : 0);
+	       (any16(html) ? VALUE_HTML : 0) | (any16(seen) ? VALUE_WATCH : 0);
 }
 
 /* Lines: a value, which must hold no line end (a CR or LF would need a
@@ -365,7 +370,7 @@ static unsigned value_class(const char *s, size_t n)
 static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 {
 	size_t start = r->out->len;
-	unsigned cls = value_class(s, n);
+	unsigned cls = value_class(s, n, r->lines->watch);
 
 	if (cls & VALUE_BREAK)
 		return not_lines(r);
@@ -374,6 +379,8 @@ static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 			return not_lines(r);
 		r->lo->non_ascii = 1;
 	}
+	if (cls & VALUE_WATCH)
+		r->lo->watched = 1;
 	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
 		return -1;
 	r->col += r->out->len - start;
@@ -679,5 +686,6 @@ int tpl_render_lines(const struct tpl *t, const struct tpl_lines *l, const struc
 		     struct tpl_lines_out *lo, struct tpl_error *err)
 {
 	lo->non_ascii = 0;
+	lo->watched = 0;
 	return render_main(t, d, esc, flags, out, err, l, lo);
 }

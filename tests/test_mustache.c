@@ -839,7 +839,7 @@ static const char *lines(const char *tmpl, const char *vars, size_t max_line, in
 {
 	static char text[8192];
 	struct tpl *t = compile_with(tmpl, layout_partials);
-	struct tpl_lines *l = t ? tpl_lines_new(t) : NULL;
+	struct tpl_lines *l = t ? tpl_lines_new(t, 0) : NULL;
 	json_t *data = json_loads(vars, JSON_DECODE_ANY, NULL);
 	struct tpl_lines_out lo = { .max_line = max_line, .allow_8bit = allow_8bit };
 	const char *res = err.msg;
@@ -899,6 +899,36 @@ static void test_lines(void)
 	}
 }
 
+/* The watch byte: reported whether template text or a value wrote it. */
+static void test_lines_watch(void)
+{
+	static const struct {
+		const char *tmpl, *vars;
+		int watched;
+	} cases[] = {
+		{ "a_b", "{}", 1 },
+		{ "ab{{x}}", "{\"x\":\"c_d\"}", 1 },
+		{ "ab{{x}}", "{\"x\":\"cd\"}", 0 },
+		{ "{{#s}}_{{/s}}ab", "{}", 0 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct tpl *t = compile_with(cases[i].tmpl, NULL);
+		struct tpl_lines *l = t ? tpl_lines_new(t, '_') : NULL;
+		json_t *data = json_loads(cases[i].vars, 0, NULL);
+		struct tpl_lines_out lo = { .max_line = 998 };
+		struct tpl_data d = tpl_json_data(data);
+
+		out.len = 0;
+		if (!l || !data || tpl_render_lines(t, l, &d, TPL_ESCAPE_NONE, 0, &out, &lo, &err) != 0)
+			T_FAIL("watch case %zu: no render", i);
+		else
+			T_EQ_INT(lo.watched, cases[i].watched);
+		json_decref(data);
+		tpl_lines_free(l);
+		tpl_free(t);
+	}
+}
+
 int main(void)
 {
 	tpl_buf_init(&out, 0);
@@ -920,6 +950,7 @@ int main(void)
 	test_row_adapter();
 	test_scan_guarded();
 	test_lines();
+	test_lines_watch();
 	tpl_buf_free(&out);
 	return t_done("test_mustache");
 }

@@ -64,7 +64,7 @@ static size_t crlf(const char *want, size_t n, char *out)
 static int lines_agree(const char *file, const char *name, const struct tpl *t,
 		       const struct tpl_data *data, const json_t *expected, struct tpl_buf *out)
 {
-	struct tpl_lines *l = tpl_lines_new(t);
+	struct tpl_lines *l = tpl_lines_new(t, 0);
 	struct tpl_lines_out lo = { .max_line = 998, .allow_8bit = 1 };
 	size_t n = json_string_length(expected);
 	char *want = malloc(2 * n + 1);
