@@ -21,6 +21,8 @@
 /* "=_" and 20 hex digits: what every boundary of a message starts with */
 #define BOUNDARY_PREFIX_LEN (2 + 2 * BOUNDARY_RANDOM)
 #define BUILD_ATTEMPTS 4
+/* List-Unsubscribe with both URIs and List-Unsubscribe-Post, at most */
+#define UNSUBSCRIBE_MAX (2 * (MIME_URL_MAX + 8) + 128)
 
 struct mime_builder {
 	struct bytebuf clean;          /* one header value, cleaned */
@@ -39,6 +41,11 @@ struct mime_builder {
 	char date_digits[15];          /* YYYYMMDDhhmmss, for the Message-ID */
 	char msgid_domain_for[MIME_DOMAIN_MAX + 1];
 	char msgid_domain_wire[MIME_DOMAIN_MAX + 1];
+	/* the List-Unsubscribe fields, and the URL and mailto they are for */
+	int unsub_ready, unsub_has_url, unsub_has_mailto;
+	char unsub_url[MIME_URL_MAX + 1], unsub_mailto[MIME_URL_MAX + 1];
+	char unsub[UNSUBSCRIBE_MAX];
+	size_t unsub_len;
 	char errstr[MIME_ERR_MAX];
 };
 
@@ -304,11 +311,14 @@ static int message_id(struct build *st)
 	memcpy(id + 1, st->b->date_digits, 14);
 	id[15] = '.';
 	base32_128(id + 16, rnd);
-	snprintf(id + 42, MIME_MSGID_MAX - 42, "@%s>", domain);
+	size_t dn = strlen(domain);   /* at most MIME_DOMAIN_MAX: it fits */
+	id[42] = '@';
+	memcpy(id + 43, domain, dn);
+	memcpy(id + 43 + dn, ">", 2);
 
 	r = mime_field_begin(&f, st->out, "Message-ID", 10);
 	if (r == 0)
-		r = mime_field_token(&f, " ", 1, id, strlen(id));
+		r = mime_field_token(&f, " ", 1, id, 44 + dn);
 	if (r == 0)
 		r = mime_field_end(&f);
 	if (r != 0)
@@ -335,30 +345,37 @@ static const char *url_problem(const char *u, const char *scheme)
 	return NULL;
 }
 
-static int unsubscribe(struct build *st)
+/* "<" uri ">" into tok (room for MIME_URL_MAX + 3; url_problem checked
+ * the length). Returns its length. */
+static size_t angle(char *tok, const char *uri)
 {
-	const char *url = st->o->unsubscribe_url, *mailto = st->o->unsubscribe_mailto, *why;
+	size_t n = strlen(uri);
+
+	tok[0] = '<';
+	memcpy(tok + 1, uri, n);
+	tok[n + 1] = '>';
+	return n + 2;
+}
+
+static int write_unsubscribe(struct build *st, const char *url, const char *mailto)
+{
+	const char *why;
 	char tok[MIME_URL_MAX + 3];
 	struct mime_field f;
 	int r;
 
-	if (!url && !mailto)
-		return 0;
 	if (url && (why = url_problem(url, "https://")))
 		return fail(st->b, "unsubscribe URL must be https://...: %s", why);
 	if (mailto && (why = url_problem(mailto, "mailto:")))
 		return fail(st->b, "unsubscribe mailto must be mailto:...: %s", why);
 	r = mime_field_begin(&f, st->out, "List-Unsubscribe", 16);
 	if (r == 0 && url) {
-		int n = snprintf(tok, sizeof tok, "<%s>", url);
-		r = mime_field_token(&f, " ", 1, tok, (size_t)n);
+		r = mime_field_token(&f, " ", 1, tok, angle(tok, url));
 		if (r == 0 && mailto)
 			r = mime_field_token(&f, "", 0, ",", 1);
 	}
-	if (r == 0 && mailto) {
-		int n = snprintf(tok, sizeof tok, "<%s>", mailto);
-		r = mime_field_token(&f, " ", 1, tok, (size_t)n);
-	}
+	if (r == 0 && mailto)
+		r = mime_field_token(&f, " ", 1, tok, angle(tok, mailto));
 	if (r == 0)
 		r = mime_field_end(&f);
 	if (r == 0 && url &&
@@ -366,6 +383,54 @@ static int unsubscribe(struct build *st)
 		r = MIME_EBUF;
 	if (r != 0)
 		return fail(st->b, "List-Unsubscribe: %s", mime_strerror(r, st->out));
+	return 0;
+}
+
+/* Whether s (NULL or not) is what was kept (had, kept). */
+static int same_uri(const char *s, int had, const char *kept)
+{
+	return s ? had && strcmp(s, kept) == 0 : !had;
+}
+
+/* Keeps the fields just written at out[at..) for the next message, with
+ * the URIs they were made from. */
+static void keep_unsubscribe(struct mime_builder *b, const struct bytebuf *out, size_t at,
+			     const char *url, const char *mailto)
+{
+	size_t n = out->len - at;
+
+	b->unsub_ready = n <= sizeof b->unsub;
+	if (!b->unsub_ready)
+		return;
+	memcpy(b->unsub, out->data + at, n);
+	b->unsub_len = n;
+	b->unsub_has_url = url != NULL;
+	b->unsub_has_mailto = mailto != NULL;
+	/* url_problem checked both lengths */
+	snprintf(b->unsub_url, sizeof b->unsub_url, "%s", url ? url : "");
+	snprintf(b->unsub_mailto, sizeof b->unsub_mailto, "%s", mailto ? mailto : "");
+}
+
+/* List-Unsubscribe (and -Post): the same for every message of a campaign,
+ * so written once and then copied while the URIs stay the same. */
+static int unsubscribe(struct build *st)
+{
+	const char *url = st->o->unsubscribe_url, *mailto = st->o->unsubscribe_mailto;
+	struct mime_builder *b = st->b;
+	size_t at = st->out->len;
+
+	if (!url && !mailto)
+		return 0;
+	if (b->unsub_ready && same_uri(url, b->unsub_has_url, b->unsub_url) &&
+	    same_uri(mailto, b->unsub_has_mailto, b->unsub_mailto)) {
+		if (bytebuf_append(st->out, b->unsub, b->unsub_len) != 0)
+			return fail(b, "List-Unsubscribe: %s", st->out->errstr);
+		return 0;
+	}
+	b->unsub_ready = 0;
+	if (write_unsubscribe(st, url, mailto) != 0)
+		return -1;
+	keep_unsubscribe(b, st->out, at, url, mailto);
 	return 0;
 }
 
