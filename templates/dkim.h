@@ -168,6 +168,12 @@ ssize_t dkim_sign_end(struct dkim_sign *st, const char *header, size_t len, uint
 ssize_t dkim_sign_message(struct dkim_sign *st, const char *msg, size_t len, uint64_t t,
 			  char *out, size_t cap);
 
+/* dkim_sign_message for a message whose body the caller knows to be
+ * canonical already (see dkim_body_feed_canonical): the body is hashed
+ * without being canonicalised. */
+ssize_t dkim_sign_message_canonical(struct dkim_sign *st, const char *msg, size_t len,
+				    uint64_t t, char *out, size_t cap);
+
 /* The reason the last dkim_sign_end failed. */
 const char *dkim_sign_errstr(const struct dkim_sign *st);
 
@@ -211,6 +217,13 @@ struct dkim_body {
 void dkim_body_init(struct dkim_body *b, const struct dkim_sink *out);
 void dkim_body_feed(struct dkim_body *b, const void *p, size_t n);
 void dkim_body_end(struct dkim_body *b);
+
+/* Feeds a whole body (b fresh from dkim_body_init) that the caller knows
+ * to be its own relaxed canonical form but for empty lines at its end: no
+ * TAB, no SP before SP, CR or the end, no CR without LF after it. Only
+ * the empty lines at the end are looked for; the rest goes out in one
+ * write. Gives what dkim_body_feed gives for such a body. */
+void dkim_body_feed_canonical(struct dkim_body *b, const void *p, size_t n);
 
 /* A header field inside the caller's header block. */
 struct dkim_field {

@@ -195,18 +195,37 @@ static int ends_run(const unsigned char *s, size_t n)
  * ends_run); s[0] is taken to be in it. VEC positions are tested at once;
  * most bodies break only at blank lines, so runs are long and the hash gets
  * few, large updates. */
+/* The positions in the VEC bytes at p (p[VEC + 1] readable) that may end
+ * a run (see ends_run: TAB; SP before WSP or CR; CR unless LF and a byte
+ * that starts a non-empty line follow), as a comparison result. */
+#define HITS(p) ({								\
+	vec v_, v1_, v2_;							\
+	memcpy(&v_, (p), VEC);							\
+	memcpy(&v1_, (p) + 1, VEC);						\
+	memcpy(&v2_, (p) + 2, VEC);						\
+	(v_ == SPLAT('\t')) | ((v_ == SPLAT(' ')) & BREAKS(v1_)) |		\
+		((v_ == SPLAT('\r')) & ((v1_ != SPLAT('\n')) | BREAKS(v2_)));	\
+})
+
+/* The length of the run at s[0..n) whose canonical form is itself (see
+ * ends_run); s[0] is taken to be in it. Four blocks of VEC bytes are
+ * tested before their results are looked at (looking costs as much as
+ * testing); most bodies break only at blank lines, so runs are long and
+ * the hash gets few, large updates. */
 SCAN_CLONES
 static size_t plain_run(const unsigned char *s, size_t n)
 {
 	size_t i = 1;
 
+	while (n - i >= 4 * VEC + 2) {
+		vec hit = HITS(s + i) | HITS(s + i + VEC) | HITS(s + i + 2 * VEC) |
+			  HITS(s + i + 3 * VEC);
+		if (any_set(&hit))
+			break;   /* the blocks one at a time, below, find where */
+		i += 4 * VEC;
+	}
 	while (n - i >= VEC + 2) {
-		vec v, v1, v2;
-		memcpy(&v, s + i, VEC);
-		memcpy(&v1, s + i + 1, VEC);
-		memcpy(&v2, s + i + 2, VEC);
-		vec hit = (v == SPLAT('\t')) | ((v == SPLAT(' ')) & BREAKS(v1)) |
-			  ((v == SPLAT('\r')) & ((v1 != SPLAT('\n')) | BREAKS(v2)));
+		vec hit = HITS(s + i);
 		if (any_set(&hit)) {
 			for (size_t k = 0; k < VEC; k++)
 				if (ends_run(s + i + k, n - i - k))
@@ -251,6 +270,18 @@ void dkim_body_feed(struct dkim_body *b, const void *data, size_t n)
 			p += k;
 		}
 	}
+}
+
+void dkim_body_feed_canonical(struct dkim_body *b, const void *data, size_t n)
+{
+	const char *p = data;
+
+	/* the empty lines at the end, and the last line's CRLF, which
+	 * dkim_body_end writes back when there is content */
+	while (n >= 2 && p[n - 2] == '\r' && p[n - 1] == '\n')
+		n -= 2;
+	if (n > 0)
+		write_content(b, p, n);
 }
 
 void dkim_body_end(struct dkim_body *b)

@@ -302,22 +302,40 @@ ssize_t dkim_sign_end(struct dkim_sign *st, const char *header, size_t len, uint
 	return (ssize_t)pos;
 }
 
+/* Where msg's header ends (*hlen, its last CRLF included) and its body
+ * starts (the return value). */
+static size_t split_message(const char *msg, size_t len, size_t *hlen)
+{
+	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n') {
+		*hlen = 0;   /* no header at all: dkim_sign_end says there is no From */
+		return 2;
+	}
+	const char *sep = memmem(msg, len, "\r\n\r\n", 4);
+	if (!sep) {
+		*hlen = len;
+		return len;
+	}
+	*hlen = (size_t)(sep - msg) + 2;
+	return *hlen + 2;
+}
+
 ssize_t dkim_sign_message(struct dkim_sign *st, const char *msg, size_t len, uint64_t t,
 			  char *out, size_t cap)
 {
-	size_t hlen = len, body = len;
+	size_t hlen, body = split_message(msg, len, &hlen);
 
-	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n') {
-		hlen = 0;   /* no header at all: dkim_sign_end says there is no From */
-		body = 2;
-	} else {
-		const char *sep = memmem(msg, len, "\r\n\r\n", 4);
-		if (sep) {
-			hlen = (size_t)(sep - msg) + 2;
-			body = hlen + 2;
-		}
-	}
 	dkim_sign_begin(st);
 	dkim_sign_body(st, msg + body, len - body);
+	return dkim_sign_end(st, msg, hlen, t, out, cap);
+}
+
+ssize_t dkim_sign_message_canonical(struct dkim_sign *st, const char *msg, size_t len,
+				    uint64_t t, char *out, size_t cap)
+{
+	size_t hlen, body = split_message(msg, len, &hlen);
+
+	dkim_sign_begin(st);
+	if (st->body_sha_ready)
+		dkim_body_feed_canonical(&st->body, msg + body, len - body);
 	return dkim_sign_end(st, msg, hlen, t, out, cap);
 }

@@ -289,6 +289,8 @@ struct body_writer {
 	struct tpl_data data;
 	struct tpl_buf raw;
 	int raw_ready;                           /* raw holds this message's render */
+	int canonical;                           /* written as lines, no loose whitespace:
+						  * DKIM need not canonicalise it */
 	struct mime_text_writer w;
 };
 
@@ -358,6 +360,7 @@ static int body_write(void *ud, struct bytebuf *out, int allow_8bit, enum mime_c
 	const char *text;
 	size_t len;
 
+	bw->canonical = 0;
 	int rc = tpl_render_lines(bw->piece->prog, bw->piece->lines, &bw->data,
 				  piece_escape(bw->piece), render_flags(bw->r), &lent, &lo, &bw->r->terr);
 	out->data = lent.data;
@@ -366,6 +369,7 @@ static int body_write(void *ud, struct bytebuf *out, int allow_8bit, enum mime_c
 	if (rc == 0) {
 		*cte = lo.non_ascii ? MIME_CTE_8BIT : MIME_CTE_7BIT;
 		*underscore = lo.watched;
+		bw->canonical = !lo.loose_space;
 		return 0;
 	}
 	if (rc != TPL_NOT_LINES)
@@ -472,13 +476,29 @@ static const char *from_domain(struct campaign_renderer *r, const char *value, s
 }
 
 /* Signs r->msg with every signer into r->sig. Returns its length or -1. */
+/* Whether r->msg's body is its own relaxed canonical form but for empty
+ * lines at its end: every body piece went as lines without loose
+ * whitespace, and what MIME adds around them (part headers, delimiters)
+ * has none. Attachments are not looked at, so they rule it out. */
+static int body_is_canonical(const struct campaign_renderer *r)
+{
+	if (r->t->natt > 0)
+		return 0;
+	for (size_t i = 0; i < 2; i++)
+		if (r->body[i].piece && !r->body[i].canonical)
+			return 0;
+	return 1;
+}
+
 static ssize_t sign(struct campaign_renderer *r, int64_t now)
 {
+	int canonical = body_is_canonical(r);
 	size_t used = 0;
 
 	for (unsigned i = 0; i < r->t->o.nsigners; i++) {
-		ssize_t n = dkim_sign_message(r->sign[i], r->msg.data, r->msg.len, (uint64_t)now,
-					      r->sig + used, sizeof r->sig - used);
+		ssize_t n = (canonical ? dkim_sign_message_canonical : dkim_sign_message)(
+			r->sign[i], r->msg.data, r->msg.len, (uint64_t)now, r->sig + used,
+			sizeof r->sig - used);
 		if (n < 0) {
 			snprintf(r->err, sizeof r->err, "DKIM: %s", dkim_sign_errstr(r->sign[i]));
 			return -1;

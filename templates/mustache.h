@@ -248,6 +248,10 @@ struct tpl_lines_out {
 	int allow_8bit;      /* in: non-ASCII may be written (valid UTF-8 only) */
 	int non_ascii;       /* out: a byte written is non-ASCII */
 	int watched;         /* out: the watch byte (tpl_lines_new) was written */
+	int loose_space;     /* out: the output may hold whitespace that DKIM's relaxed
+			      * canonicalisation changes (a TAB; a SP before SP, TAB or
+			      * a line end, or at the end; indentation); 0 means it
+			      * surely holds none */
 };
 
 /* tpl_render_lines' answer when the output cannot be written as lines. */

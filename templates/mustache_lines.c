@@ -42,6 +42,17 @@ static size_t to_crlf(char *o, const char *s, size_t n)
 	return len;
 }
 
+/* Whether the CRLF text p[0..n) holds a TAB, or a SP before SP or CR. */
+static int has_loose_space(const char *p, size_t n)
+{
+	if (memchr(p, '\t', n))
+		return 1;
+	for (const char *q = p, *end = p + n; (q = memchr(q, ' ', (size_t)(end - q))) != NULL; q++)
+		if (q + 1 < end && (q[1] == ' ' || q[1] == '\r'))
+			return 1;
+	return 0;
+}
+
 /* Measures the CRLF text p[0..n) into sh. */
 static void measure(struct tpl_text_shape *sh, const char *p, size_t n)
 {
@@ -76,6 +87,9 @@ static void prepare_text(struct tpl_lines *l, size_t *used, const struct tpl_op 
 		    (sh->non_ascii && utf8_check(s, n) != n);
 	sh->len = (uint32_t)to_crlf(l->pool + *used, s, n);
 	measure(sh, l->pool + *used, sh->len);
+	sh->loose = has_loose_space(l->pool + *used, sh->len);
+	sh->first = sh->len ? (uint8_t)l->pool[*used] : 0;
+	sh->last = sh->len ? (uint8_t)l->pool[*used + sh->len - 1] : 0;
 	*used += sh->len;
 }
 

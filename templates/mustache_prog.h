@@ -86,6 +86,8 @@ struct tpl_text_shape {
 	uint8_t non_ascii;      /* it holds a byte >= 0x80 */
 	uint8_t unfit;          /* a CR alone, a NUL or invalid UTF-8: not for lines */
 	uint8_t watched;        /* it holds the watch byte */
+	uint8_t loose;          /* a TAB, or a SP before SP or CR, in it */
+	uint8_t first, last;    /* its first and last bytes (0 when empty) */
 };
 
 struct tpl_lines {

@@ -60,6 +60,7 @@ struct render {
 	const struct tpl_lines *lines;   /* tpl_render_lines; NULL for tpl_render */
 	struct tpl_lines_out *lo;
 	size_t col;            /* lines: octets on the line being written */
+	int last_space;        /* lines: the last byte written is a SP */
 	int not_lines;         /* lines: the output cannot be written as lines */
 	uint8_t memo_state[ROOT_MEMO];
 	struct tpl_val memo[ROOT_MEMO];   /* valid where memo_state says found */
@@ -132,7 +133,21 @@ static int put_indent(struct render *r, const struct indent *in)
 	if (put_indent(r, in->up) < 0)
 		return -1;
 	r->col += in->len;
+	if (r->lo && in->len)
+		r->lo->loose_space = 1;   /* a line starting with WSP: not worth a closer look */
 	return put(r, in->s, in->len);
+}
+
+/* Lines: the next bytes written start with first and end with last (each
+ * 0 when there are none); loose says whether they hold loose whitespace
+ * themselves. Keeps lo->loose_space, which also looks across the seam. */
+static void track_space(struct render *r, unsigned char first, unsigned char last, int loose)
+{
+	if (!first)
+		return;
+	if (loose || (r->last_space && (first == ' ' || first == '\t' || first == '\r')))
+		r->lo->loose_space = 1;
+	r->last_space = last == ' ';
 }
 
 /* Stops a tpl_render_lines walk: the caller renders the plain way. */
@@ -196,6 +211,7 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 		return not_lines(r);
 	r->lo->non_ascii |= sh->non_ascii;
 	r->lo->watched |= sh->watched;
+	track_space(r, sh->first, sh->last, sh->loose);
 	if (r->indent || n == 0)
 		return put_text(r, s, n);
 	if (!sh->eol) {
@@ -295,6 +311,7 @@ static int truthy(const struct render *r, struct tpl_val v, enum tpl_kind k)
 #define VALUE_HIGH  2u   /* a byte >= 0x80 */
 #define VALUE_HTML  4u   /* a character HTML escaping replaces */
 #define VALUE_WATCH 8u   /* the watch byte (tpl_lines_new) */
+#define VALUE_LOOSE 16u  /* a TAB, or maybe two SPs in a row */
 
 typedef signed char vec16 __attribute__((vector_size(16)));
 
@@ -338,6 +355,8 @@ static inline vec16 load_short(const char *s, size_t n)
 static unsigned value_class(const char *s, size_t n, unsigned char watch)
 {
 	vec16 brk = splat16(0), high = splat16(0), html = splat16(0), seen = splat16(0), v;
+	vec16 tab = splat16(0);
+	uint64_t pairs = 0;
 	/* a watch byte of 0 would match NUL, which VALUE_BREAK covers anyway */
 	const vec16 w = splat16(watch ? (char)watch : '\r');
 	size_t i = 0;
@@ -345,24 +364,46 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch)
 	if (n == 0)
 		return 0;
 	for (;;) {
-		/* whole blocks, then the last sixteen bytes (overlapping) */
-		if (n - i > 16)
+		/* whole blocks, then the last sixteen bytes (overlapping);
+		 * adjacent: the lane pairs within each half (byte k: lanes k and
+		 * k + 1) that hold bytes next to each other in s; cross: lanes
+		 * 7 and 8 do */
+		uint64_t adjacent = ~0ull;
+		int cross = 1;
+		if (n - i > 16) {
 			memcpy(&v, s + i, 16);
-		else if (n >= 16)
+		} else if (n >= 16) {
 			memcpy(&v, s + n - 16, 16);
-		else
+		} else {
+			static const uint64_t short_adjacent[8] = {
+				0, 0, 0xff, 0xffff, ~(0xffull << 24), ~(0xffull << 24),
+				~(0xffull << 24), ~(0xffull << 24),
+			};
 			v = load_short(s, n);
+			adjacent = n >= 8 ? ~0ull : short_adjacent[n];
+			cross = 0;
+		}
 		brk |= (v == splat16(0)) | (v == splat16('\r')) | (v == splat16('\n'));
 		high |= v < splat16(0);
 		html |= (v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
 			(v == splat16('"')) | (v == splat16('\''));
 		seen |= v == w;
+		tab |= v == splat16('\t');
+		/* SP lanes next to each other in s */
+		vec16 sp = v == splat16(' ');
+		uint64_t a, b;
+		memcpy(&a, &sp, 8);
+		memcpy(&b, (const char *)&sp + 8, 8);
+		pairs |= ((a & a >> 8) | (b & b >> 8)) & adjacent;
+		if (cross)
+			pairs |= a >> 56 & b;
 		if (n - i <= 16)
 			break;
 		i += 16;
 	}
 	return (any16(brk) ? VALUE_BREAK : 0) | (any16(high) ? VALUE_HIGH : 0) |
-	       (any16(html) ? VALUE_HTML : 0) | (any16(seen) ? VALUE_WATCH : 0);
+	       (any16(html) ? VALUE_HTML : 0) | (any16(seen) ? VALUE_WATCH : 0) |
+	       (pairs || any16(tab) ? VALUE_LOOSE : 0);
 }
 
 /* Lines: a value, which must hold no line end (a CR or LF would need a
@@ -381,6 +422,8 @@ static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 	}
 	if (cls & VALUE_WATCH)
 		r->lo->watched = 1;
+	if (n)
+		track_space(r, (unsigned char)s[0], (unsigned char)s[n - 1], (cls & VALUE_LOOSE) != 0);
 	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
 		return -1;
 	r->col += r->out->len - start;
@@ -663,11 +706,14 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	r.lines = lines;
 	r.lo = lo;
 	r.col = 0;
+	r.last_space = 0;
 	r.not_lines = 0;
 	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;
 	int rc = render_range(&r, t->units[0].begin, t->units[0].end, &root, NULL);
+	if (lo && r.last_space)
+		lo->loose_space = 1;   /* a line end or the end follows it */
 	if (rc < 0) {
 		out->len = start;
 		return r.not_lines ? TPL_NOT_LINES : -1;
@@ -687,5 +733,6 @@ int tpl_render_lines(const struct tpl *t, const struct tpl_lines *l, const struc
 {
 	lo->non_ascii = 0;
 	lo->watched = 0;
+	lo->loose_space = 0;
 	return render_main(t, d, esc, flags, out, err, l, lo);
 }

@@ -929,6 +929,80 @@ static void test_lines_watch(void)
 	}
 }
 
+/* loose_space: whitespace DKIM's relaxed canonicalisation would change.
+ * Values of every length up to 40 made of 'a', 'b' and SP, between two
+ * letters: loose exactly when a value holds two SPs in a row (the value
+ * scan looks at sixteen bytes at a time, and at short values in pieces). */
+static void test_lines_loose_values(void)
+{
+	struct tpl *t = compile_with("x{{v}}y", NULL);
+	struct tpl_lines *l = t ? tpl_lines_new(t, 0) : NULL;
+	uint32_t seed = 99;
+	char v[41], vars[128];
+
+	for (int round = 0; l && round < 4000; round++) {
+		size_t n = (size_t)round % 41;
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			v[i] = "ab  "[(seed >> 16) % 4];
+		}
+		v[n] = '\0';
+		snprintf(vars, sizeof vars, "{\"v\":\"%s\"}", v);
+		json_t *data = json_loads(vars, 0, NULL);
+		struct tpl_data d = tpl_json_data(data);
+		struct tpl_lines_out lo = { .max_line = 998 };
+		out.len = 0;
+		int rc = tpl_render_lines(t, l, &d, TPL_ESCAPE_NONE, 0, &out, &lo, &err);
+		json_decref(data);
+		if (rc != 0 || lo.loose_space != (strstr(v, "  ") != NULL)) {
+			T_FAIL("value \"%s\": rc %d, loose_space %d", v, rc, lo.loose_space);
+			break;
+		}
+		t_checks++;
+	}
+	tpl_lines_free(l);
+	tpl_free(t);
+}
+
+/* loose_space across the seams between text and values, and at the end. */
+static void test_lines_loose_seams(void)
+{
+	static const struct {
+		const char *tmpl, *vars;
+		int loose;
+	} cases[] = {
+		{ "a {{v}} b\n", "{\"v\":\"x\"}", 0 },
+		{ "a {{v}} b\n", "{\"v\":\" x\"}", 1 },
+		{ "a {{v}} b\n", "{\"v\":\"x \"}", 1 },
+		{ "a{{v}}\n", "{\"v\":\"x \"}", 1 },
+		{ "a{{v}}", "{\"v\":\"x \"}", 1 },
+		{ "a {{v}}\n", "{\"v\":\"\"}", 1 },
+		{ "a\tb\n", "{}", 1 },
+		{ "a  b\n", "{}", 1 },
+		{ "a \nb\n", "{}", 1 },
+		{ "a b\n c\n", "{}", 0 },
+		{ "{{v}}\n", "{\"v\":\"a\\tb\"}", 1 },
+		{ "  {{>inline}}\n", "{}", 1 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct tpl *t = compile_with(cases[i].tmpl, layout_partials);
+		struct tpl_lines *l = t ? tpl_lines_new(t, 0) : NULL;
+		json_t *data = json_loads(cases[i].vars, 0, NULL);
+		struct tpl_lines_out lo = { .max_line = 998 };
+		struct tpl_data d = tpl_json_data(data);
+
+		out.len = 0;
+		if (!l || !data || tpl_render_lines(t, l, &d, TPL_ESCAPE_NONE, 0, &out, &lo, &err) != 0)
+			T_FAIL("seam case %zu: no render", i);
+		else if (lo.loose_space != cases[i].loose)
+			T_FAIL("seam case %zu: loose_space %d, want %d", i, lo.loose_space, cases[i].loose);
+		t_checks++;
+		json_decref(data);
+		tpl_lines_free(l);
+		tpl_free(t);
+	}
+}
+
 int main(void)
 {
 	tpl_buf_init(&out, 0);
@@ -951,6 +1025,8 @@ int main(void)
 	test_scan_guarded();
 	test_lines();
 	test_lines_watch();
+	test_lines_loose_values();
+	test_lines_loose_seams();
 	tpl_buf_free(&out);
 	return t_done("test_mustache");
 }
