@@ -899,36 +899,6 @@ static void test_lines(void)
 	}
 }
 
-/* The watch byte: reported whether template text or a value wrote it. */
-static void test_lines_watch(void)
-{
-	static const struct {
-		const char *tmpl, *vars;
-		int watched;
-	} cases[] = {
-		{ "a_b", "{}", 1 },
-		{ "ab{{x}}", "{\"x\":\"c_d\"}", 1 },
-		{ "ab{{x}}", "{\"x\":\"cd\"}", 0 },
-		{ "{{#s}}_{{/s}}ab", "{}", 0 },
-	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct tpl *t = compile_with(cases[i].tmpl, NULL);
-		struct tpl_lines *l = t ? tpl_lines_new(t, '_') : NULL;
-		json_t *data = json_loads(cases[i].vars, 0, NULL);
-		struct tpl_lines_out lo = { .max_line = 998 };
-		struct tpl_data d = tpl_json_data(data);
-
-		out.len = 0;
-		if (!l || !data || tpl_render_lines(t, l, &d, TPL_ESCAPE_NONE, 0, &out, &lo, &err) != 0)
-			T_FAIL("watch case %zu: no render", i);
-		else
-			T_EQ_INT(lo.watched, cases[i].watched);
-		json_decref(data);
-		tpl_lines_free(l);
-		tpl_free(t);
-	}
-}
-
 /* loose_space: whitespace DKIM's relaxed canonicalisation would change.
  * Values of every length up to 40 made of 'a', 'b' and SP, between two
  * letters: loose exactly when a value holds two SPs in a row (the value
@@ -964,38 +934,45 @@ static void test_lines_loose_values(void)
 	tpl_free(t);
 }
 
-/* loose_space across the seams between text and values, and at the end. */
-static void test_lines_loose_seams(void)
+/* What a render reports besides its text: whether it wrote the watch byte
+ * ('_' here), and loose whitespace, also across the seams between text
+ * and values and at the end. */
+static void test_lines_reports(void)
 {
 	static const struct {
 		const char *tmpl, *vars;
-		int loose;
+		int watched, loose;
 	} cases[] = {
-		{ "a {{v}} b\n", "{\"v\":\"x\"}", 0 },
-		{ "a {{v}} b\n", "{\"v\":\" x\"}", 1 },
-		{ "a {{v}} b\n", "{\"v\":\"x \"}", 1 },
-		{ "a{{v}}\n", "{\"v\":\"x \"}", 1 },
-		{ "a{{v}}", "{\"v\":\"x \"}", 1 },
-		{ "a {{v}}\n", "{\"v\":\"\"}", 1 },
-		{ "a\tb\n", "{}", 1 },
-		{ "a  b\n", "{}", 1 },
-		{ "a \nb\n", "{}", 1 },
-		{ "a b\n c\n", "{}", 0 },
-		{ "{{v}}\n", "{\"v\":\"a\\tb\"}", 1 },
-		{ "  {{>inline}}\n", "{}", 1 },
+		{ "a_b", "{}", 1, 0 },
+		{ "ab{{x}}", "{\"x\":\"c_d\"}", 1, 0 },
+		{ "ab{{x}}", "{\"x\":\"cd\"}", 0, 0 },
+		{ "{{#s}}_{{/s}}ab", "{}", 0, 0 },
+		{ "a {{v}} b\n", "{\"v\":\"x\"}", 0, 0 },
+		{ "a {{v}} b\n", "{\"v\":\" x\"}", 0, 1 },
+		{ "a {{v}} b\n", "{\"v\":\"x \"}", 0, 1 },
+		{ "a{{v}}\n", "{\"v\":\"x \"}", 0, 1 },
+		{ "a{{v}}", "{\"v\":\"x \"}", 0, 1 },
+		{ "a {{v}}\n", "{\"v\":\"\"}", 0, 1 },
+		{ "a\tb\n", "{}", 0, 1 },
+		{ "a  b\n", "{}", 0, 1 },
+		{ "a \nb\n", "{}", 0, 1 },
+		{ "a b\n c\n", "{}", 0, 0 },
+		{ "{{v}}\n", "{\"v\":\"a\\tb\"}", 0, 1 },
+		{ "  {{>inline}}\n", "{}", 0, 1 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct tpl *t = compile_with(cases[i].tmpl, layout_partials);
-		struct tpl_lines *l = t ? tpl_lines_new(t, 0) : NULL;
+		struct tpl_lines *l = t ? tpl_lines_new(t, '_') : NULL;
 		json_t *data = json_loads(cases[i].vars, 0, NULL);
 		struct tpl_lines_out lo = { .max_line = 998 };
 		struct tpl_data d = tpl_json_data(data);
 
 		out.len = 0;
 		if (!l || !data || tpl_render_lines(t, l, &d, TPL_ESCAPE_NONE, 0, &out, &lo, &err) != 0)
-			T_FAIL("seam case %zu: no render", i);
-		else if (lo.loose_space != cases[i].loose)
-			T_FAIL("seam case %zu: loose_space %d, want %d", i, lo.loose_space, cases[i].loose);
+			T_FAIL("report case %zu: no render", i);
+		else if (lo.watched != cases[i].watched || lo.loose_space != cases[i].loose)
+			T_FAIL("report case %zu: watched %d, loose_space %d; want %d, %d", i, lo.watched,
+			       lo.loose_space, cases[i].watched, cases[i].loose);
 		t_checks++;
 		json_decref(data);
 		tpl_lines_free(l);
@@ -1024,9 +1001,8 @@ int main(void)
 	test_row_adapter();
 	test_scan_guarded();
 	test_lines();
-	test_lines_watch();
 	test_lines_loose_values();
-	test_lines_loose_seams();
+	test_lines_reports();
 	tpl_buf_free(&out);
 	return t_done("test_mustache");
 }
