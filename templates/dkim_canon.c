@@ -52,6 +52,24 @@ static void chunk_flush(struct chunk *c)
 	c->n = 0;
 }
 
+/* Whether a value (WSP after the colon skipped) is its own canonical form:
+ * no fold (CR), no TAB, no SP next to SP, no SP at its end. Most fields
+ * are; they are copied whole. */
+static int value_is_canonical(const char *v, size_t n)
+{
+	if (n == 0 || memchr(v, '\r', n) || memchr(v, '\t', n) || v[n - 1] == ' ')
+		return 0;
+	for (size_t i = 0; i < n;) {
+		const char *sp = memchr(v + i, ' ', n - i);
+		if (!sp)
+			break;
+		i = (size_t)(sp - v) + 1;
+		if (i < n && v[i] == ' ')
+			return 0;
+	}
+	return 1;
+}
+
 void dkim_canon_header(const char *field, size_t len, int crlf, const struct dkim_sink *out)
 {
 	struct chunk c = { .out = out };
@@ -71,6 +89,12 @@ void dkim_canon_header(const char *field, size_t len, int crlf, const struct dki
 		 * value's start and end where it goes. */
 		int wsp = 0, started = 0;
 		const char *p = colon + 1, *end = field + len;
+		while (p < end && IS_WSP(*p))
+			p++;
+		if (p < end && value_is_canonical(p, (size_t)(end - p))) {
+			chunk_append(&c, p, (size_t)(end - p));
+			p = end;
+		}
 		while (p < end) {
 			if (*p == '\r' && p + 1 < end && p[1] == '\n') {
 				p += 2;

@@ -111,6 +111,15 @@ static void test_canon_header(void)
 		{ "Name\t :  a \t b  ", "name:a b" },
 		{ "Subject:\r\n Zam\xc3\xb3wienie  \xe2\x80\x94\tx", "subject:Zam\xc3\xb3wienie \xe2\x80\x94 x" },
 		{ "From:a:b: c", "from:a:b: c" },
+		/* values copied whole when they are canonical already, and
+		 * those that only nearly are */
+		{ "Subject: Your offers, week 5", "subject:Your offers, week 5" },
+		{ "Subject:  a b", "subject:a b" },
+		{ "Subject: a  b", "subject:a b" },
+		{ "Subject: a b ", "subject:a b" },
+		{ "Subject: a\tb", "subject:a b" },
+		{ "Subject: a\rb", "subject:a\rb" },
+		{ "Subject: a", "subject:a" },
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		for (int crlf = 0; crlf <= 1; crlf++) {
