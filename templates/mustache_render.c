@@ -320,15 +320,6 @@ static inline vec16 splat16(char c)
 	return (vec16){ c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c };
 }
 
-static inline int any16(vec16 m)
-{
-	uint64_t a, b;
-
-	memcpy(&a, &m, 8);
-	memcpy(&b, (const char *)&m + 8, 8);
-	return (a | b) != 0;
-}
-
 /* The bytes of s[0..n), 0 < n < 16, in sixteen lanes (some twice; for
  * n < 4 the others are 'a'), built in registers: a short memcpy into a
  * vector on the stack read back whole would stall on store forwarding. */
@@ -352,10 +343,11 @@ static inline vec16 load_short(const char *s, size_t n)
 	return (vec16)(u64x2){ a, b };
 }
 
-static unsigned value_class(const char *s, size_t n, unsigned char watch)
+/* The VALUE_* bits s[0..n) has. Each lane gathers the bits of its bytes,
+ * and the lanes are folded into one byte at the end. */
+static unsigned value_class(const char *s, size_t n, unsigned char watch, int html)
 {
-	vec16 brk = splat16(0), high = splat16(0), html = splat16(0), seen = splat16(0), v;
-	vec16 tab = splat16(0);
+	vec16 cls = splat16(0), v;
 	uint64_t pairs = 0;
 	/* a watch byte of 0 would match NUL, which VALUE_BREAK covers anyway */
 	const vec16 w = splat16(watch ? (char)watch : '\r');
@@ -383,12 +375,14 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch)
 			adjacent = n >= 8 ? ~0ull : short_adjacent[n];
 			cross = 0;
 		}
-		brk |= (v == splat16(0)) | (v == splat16('\r')) | (v == splat16('\n'));
-		high |= v < splat16(0);
-		html |= (v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
-			(v == splat16('"')) | (v == splat16('\''));
-		seen |= v == w;
-		tab |= v == splat16('\t');
+		cls |= ((v == splat16(0)) | (v == splat16('\r')) | (v == splat16('\n'))) &
+		       splat16(VALUE_BREAK);
+		cls |= (v < splat16(0)) & splat16(VALUE_HIGH);
+		cls |= (v == w) & splat16(VALUE_WATCH);
+		cls |= (v == splat16('\t')) & splat16(VALUE_LOOSE);
+		if (html)
+			cls |= ((v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
+				(v == splat16('"')) | (v == splat16('\''))) & splat16(VALUE_HTML);
 		/* SP lanes next to each other in s */
 		vec16 sp = v == splat16(' ');
 		uint64_t a, b;
@@ -401,9 +395,14 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch)
 			break;
 		i += 16;
 	}
-	return (any16(brk) ? VALUE_BREAK : 0) | (any16(high) ? VALUE_HIGH : 0) |
-	       (any16(html) ? VALUE_HTML : 0) | (any16(seen) ? VALUE_WATCH : 0) |
-	       (pairs || any16(tab) ? VALUE_LOOSE : 0);
+	uint64_t a, b;
+	memcpy(&a, &cls, 8);
+	memcpy(&b, (const char *)&cls + 8, 8);
+	a |= b;
+	a |= a >> 32;
+	a |= a >> 16;
+	a |= a >> 8;
+	return (unsigned)(a & 0xff) | (pairs ? VALUE_LOOSE : 0);
 }
 
 /* Lines: a value, which must hold no line end (a CR or LF would need a
@@ -411,7 +410,7 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch)
 static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 {
 	size_t start = r->out->len;
-	unsigned cls = value_class(s, n, r->lines->watch);
+	unsigned cls = value_class(s, n, r->lines->watch, html);
 
 	if (cls & VALUE_BREAK)
 		return not_lines(r);
