@@ -585,9 +585,10 @@ static int headers(struct build *st)
 
 /* ---- the body ---- */
 
-static int put(struct build *st, const char *s)
+/* Inlined, so that the length of a literal is known when compiling. */
+static inline int put(struct build *st, const char *s)
 {
-	if (bytebuf_append_str(st->out, s) != 0)
+	if (bytebuf_append(st->out, s, strlen(s)) != 0)
 		return fail(st->b, "%s", st->out->errstr);
 	return 0;
 }
