@@ -21,10 +21,34 @@
 /* "=_" and 20 hex digits: what every boundary of a message starts with */
 #define BOUNDARY_PREFIX_LEN (2 + 2 * BOUNDARY_RANDOM)
 #define BUILD_ATTEMPTS 4
+/* Header fields remembered from the message before, by their place among
+ * the template's headers, when their value is at most HEADER_MEMO_VALUE
+ * octets and their field at most HEADER_MEMO_FIELD. */
+#define HEADER_MEMO 16
+#define HEADER_MEMO_VALUE 512
+#define HEADER_MEMO_FIELD 2048
 /* List-Unsubscribe with both URIs and List-Unsubscribe-Post, at most */
 #define UNSUBSCRIBE_MAX (2 * (MIME_URL_MAX + 8) + 128)
 
+/* A header field as it was written for a value: a campaign's From, List-Id
+ * or Reply-To is often the same for every recipient, and is then parsed and
+ * written once. */
+struct header_memo {
+	int ready;
+	char name[MIME_HEADER_NAME_MAX];   /* the header it is for */
+	size_t name_len;
+	int smtputf8;
+	size_t value_len;
+	char value[HEADER_MEMO_VALUE];
+	size_t field_len;
+	char field[HEADER_MEMO_FIELD];
+	char envelope_from[1 + MIME_LOCAL_MAX + 1 + MIME_DOMAIN_MAX + 1];   /* From's */
+};
+_Static_assert(sizeof ((struct header_memo *)0)->envelope_from ==
+	       sizeof ((struct mime_message_info *)0)->envelope_from, "envelope sizes");
+
 struct mime_builder {
+	struct header_memo memo[HEADER_MEMO];
 	struct bytebuf clean;          /* one header value, cleaned */
 	struct bytebuf names;          /* the display names of one address header */
 	struct mime_mailbox boxes[MIME_ADDRESSES_MAX];
@@ -503,6 +527,83 @@ static int date_texts(struct mime_builder *b, int64_t t)
 	return 0;
 }
 
+/* Writes the field for h (nothing when its value is empty, but for From)
+ * as it is given; single is its index in SINGLE, or -1. Returns 0 or -1. */
+static int header_field(struct build *st, const struct mime_header_value *h, const char *name,
+			int single)
+{
+	struct mime_builder *b = st->b;
+	struct mime_field f;
+	const char *v;
+	size_t n;
+	int r;
+
+	bytebuf_clear(&b->clean);
+	if (bytebuf_reserve(&b->clean, h->value_len) != 0)
+		return fail(b, "header %s: %s", name, b->clean.errstr);
+	v = b->clean.data;
+	n = h->value_len ? mime_header_clean(b->clean.data, h->value, h->value_len) : 0;
+	while (n > 0 && is_wsp(v[0]))
+		v++, n--;
+	while (n > 0 && is_wsp(v[n - 1]))
+		n--;
+	if (n == 0)   /* "Cc: {{cc}}" without a cc */
+		return single == 0 ? fail(b, "header From is empty") : 0;
+	if (utf8_check(v, n) != n)
+		return fail(b, "header %s: invalid UTF-8 at byte %zu", name, utf8_check(v, n));
+	if (single >= 0 && single < ADDRESS_HEADERS) {
+		/* From and Sender name one mailbox: MAIL FROM comes from it */
+		return address_header(st, h, name, v, n, single == 0, single <= 1);
+	}
+	r = mime_field_begin(&f, st->out, h->name, h->name_len);
+	if (r == 0)
+		r = mime_field_unstructured(&f, v, n, st->o->smtputf8);
+	if (r == 0)
+		r = mime_field_end(&f);
+	if (r != 0)
+		return fail(b, "header %s: %s", name, mime_strerror(r, st->out));
+	return 0;
+}
+
+/* When m holds h's field for the same value and options, appends it (and
+ * From's envelope address) and returns 1; returns 0 when it does not, or
+ * -1 when out is full. */
+static int memo_hit(struct build *st, const struct header_memo *m,
+		    const struct mime_header_value *h, int is_from)
+{
+	if (!m->ready || m->name_len != h->name_len || memcmp(m->name, h->name, h->name_len) != 0 ||
+	    m->smtputf8 != st->o->smtputf8 || m->value_len != h->value_len ||
+	    memcmp(m->value, h->value, h->value_len) != 0)
+		return 0;
+	if (bytebuf_append(st->out, m->field, m->field_len) != 0)
+		return fail(st->b, "%s", st->out->errstr);
+	if (is_from)
+		memcpy(st->info->envelope_from, m->envelope_from, sizeof m->envelope_from);
+	return 1;
+}
+
+/* Remembers the field just written at out[at..) for h's value, when both
+ * are short enough. */
+static void memo_keep(struct build *st, struct header_memo *m, const struct mime_header_value *h,
+		      size_t at, int is_from)
+{
+	size_t n = st->out->len - at;
+
+	m->ready = h->value_len <= sizeof m->value && n <= sizeof m->field &&
+		   h->name_len <= sizeof m->name;
+	if (!m->ready)
+		return;
+	memcpy(m->name, h->name, h->name_len);
+	m->name_len = h->name_len;
+	m->smtputf8 = st->o->smtputf8;
+	m->value_len = h->value_len;
+	memcpy(m->value, h->value, h->value_len);
+	m->field_len = n;
+	memcpy(m->field, st->out->data + at, n);
+	if (is_from)
+		memcpy(m->envelope_from, st->info->envelope_from, sizeof m->envelope_from);
+}
+
 static int headers(struct build *st)
 {
 	const struct mime_message_opts *o = st->o;
@@ -520,10 +621,6 @@ static int headers(struct build *st)
 	for (size_t k = 0; k < st->in->nheaders; k++) {
 		const struct mime_header_value *h = &st->in->headers[k];
 		int single = single_index(h->name, h->name_len);
-		struct mime_field f;
-		const char *v;
-		size_t n;
-		int r;
 
 		shown(h->name, h->name_len, name);
 		if (!mime_header_name_valid(h->name, h->name_len))
@@ -542,35 +639,16 @@ static int headers(struct build *st)
 		if (h->value_len > MIME_HEADER_VALUE_MAX)
 			return fail(b, "header %s: value longer than %u octets", name,
 				    MIME_HEADER_VALUE_MAX);
-		bytebuf_clear(&b->clean);
-		if (bytebuf_reserve(&b->clean, h->value_len) != 0)
-			return fail(b, "header %s: %s", name, b->clean.errstr);
-		v = b->clean.data;
-		n = h->value_len ? mime_header_clean(b->clean.data, h->value, h->value_len) : 0;
-		while (n > 0 && is_wsp(v[0]))
-			v++, n--;
-		while (n > 0 && is_wsp(v[n - 1]))
-			n--;
-		if (n == 0) {
-			if (single == 0)
-				return fail(b, "header From is empty");
-			continue;   /* "Cc: {{cc}}" without a cc */
-		}
-		if (utf8_check(v, n) != n)
-			return fail(b, "header %s: invalid UTF-8 at byte %zu", name, utf8_check(v, n));
-		if (single >= 0 && single < ADDRESS_HEADERS) {
-			/* From and Sender name one mailbox: MAIL FROM comes from it */
-			if (address_header(st, h, name, v, n, single == 0, single <= 1) != 0)
-				return -1;
+		int hit = k < HEADER_MEMO ? memo_hit(st, &b->memo[k], h, single == 0) : 0;
+		if (hit < 0)
+			return -1;
+		if (hit)
 			continue;
-		}
-		r = mime_field_begin(&f, st->out, h->name, h->name_len);
-		if (r == 0)
-			r = mime_field_unstructured(&f, v, n, o->smtputf8);
-		if (r == 0)
-			r = mime_field_end(&f);
-		if (r != 0)
-			return fail(b, "header %s: %s", name, mime_strerror(r, st->out));
+		size_t at = st->out->len;
+		if (header_field(st, h, name, single) != 0)
+			return -1;
+		if (k < HEADER_MEMO)
+			memo_keep(st, &b->memo[k], h, at, single == 0);
 	}
 	if (!(seen & 1u))
 		return fail(b, "no From header");

@@ -31,7 +31,15 @@
  * there. The Message-ID is <YYYYMMDDhhmmss.R@domain>, R being 128 random
  * bits in base32.
  *
- * A builder keeps its scratch memory between messages: one per thread. */
+ * Text parts may also come from writers (mime_build_written) that write
+ * them straight into the message: templates/message_render.c renders
+ * mustache that way, with no copy of the text in between.
+ *
+ * A builder keeps its scratch memory between messages, and what does not
+ * change from one to the next: the Date texts (per second), the
+ * Message-ID's domain, List-Unsubscribe, and each header field whose value
+ * is the one it had in the message before (a campaign's From, List-Id).
+ * One per thread. */
 #ifndef VOLLEY_MIME_MESSAGE_H
 #define VOLLEY_MIME_MESSAGE_H
 
