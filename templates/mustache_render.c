@@ -314,6 +314,7 @@ static int truthy(const struct render *r, struct tpl_val v, enum tpl_kind k)
 #define VALUE_LOOSE 16u  /* a TAB, or maybe two SPs in a row */
 
 typedef signed char vec16 __attribute__((vector_size(16)));
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
 
 static inline vec16 splat16(char c)
 {
@@ -325,7 +326,6 @@ static inline vec16 splat16(char c)
  * vector on the stack read back whole would stall on store forwarding. */
 static inline vec16 load_short(const char *s, size_t n)
 {
-	typedef uint64_t u64x2 __attribute__((vector_size(16)));
 	uint64_t a, b;
 
 	if (n >= 8) {
@@ -383,22 +383,18 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 		if (html)
 			cls |= ((v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
 				(v == splat16('"')) | (v == splat16('\''))) & splat16(VALUE_HTML);
-		/* SP lanes next to each other in s */
-		vec16 sp = v == splat16(' ');
-		uint64_t a, b;
-		memcpy(&a, &sp, 8);
-		memcpy(&b, (const char *)&sp + 8, 8);
-		pairs |= ((a & a >> 8) | (b & b >> 8)) & adjacent;
+		/* SP lanes next to each other in s (the halves taken out as
+		 * integers in registers, not through memory) */
+		u64x2 sp = (u64x2)(v == splat16(' '));
+		u64x2 next = sp & sp >> 8;
+		pairs |= (next[0] | next[1]) & adjacent;
 		if (cross)
-			pairs |= a >> 56 & b;
+			pairs |= sp[0] >> 56 & sp[1];
 		if (n - i <= 16)
 			break;
 		i += 16;
 	}
-	uint64_t a, b;
-	memcpy(&a, &cls, 8);
-	memcpy(&b, (const char *)&cls + 8, 8);
-	a |= b;
+	uint64_t a = ((u64x2)cls)[0] | ((u64x2)cls)[1];
 	a |= a >> 32;
 	a |= a >> 16;
 	a |= a >> 8;
