@@ -7,11 +7,11 @@
  *   struct dkim_signer  what every signature of a sender holds (d=, the keys
  *                       and their selectors, the header names to sign).
  *                       Read-only after creation: shared like a key.
- *   struct dkim_sign    one thread's signing state: its own wolfSSL key
- *                       objects (decoded once from the shared keys: wolfSSL's
- *                       RsaKey keeps per-operation state and WC_RNG is not
- *                       thread-safe), its RNG, the body hash and a bounded
- *                       table of header fields. One per thread, reused for
+ *   struct dkim_sign    one thread's signing state: its own key objects
+ *                       (decoded once from the shared keys: libcrypto's
+ *                       EVP_PKEY_CTX for RSA and wolfCrypt's ed25519_key
+ *                       keep per-operation state), the hash contexts and a
+ *                       bounded table of header fields. One per thread, reused for
  *                       every message; nothing is allocated per message.
  *
  * A message is signed in three steps, so that a renderer can hash the body
@@ -168,6 +168,12 @@ ssize_t dkim_sign_end(struct dkim_sign *st, const char *header, size_t len, uint
 ssize_t dkim_sign_message(struct dkim_sign *st, const char *msg, size_t len, uint64_t t,
 			  char *out, size_t cap);
 
+/* dkim_sign_message for a message whose body the caller knows to be
+ * canonical already (see dkim_body_feed_canonical): the body is hashed
+ * without being canonicalised. */
+ssize_t dkim_sign_message_canonical(struct dkim_sign *st, const char *msg, size_t len,
+				    uint64_t t, char *out, size_t cap);
+
 /* The reason the last dkim_sign_end failed. */
 const char *dkim_sign_errstr(const struct dkim_sign *st);
 
@@ -179,9 +185,10 @@ struct dkim_sink {
 	void *arg;
 };
 
-/* A sink feeding a SHA-256 context (wolfSSL's wc_Sha256, held as void * so
- * that this header needs no wolfSSL): dkim_sha_write's arg is a struct
- * dkim_sha_sink, whose failed is set when an update fails. */
+/* A sink feeding a SHA-256 context (libcrypto's EVP_MD_CTX, held as void *
+ * so that this header needs no OpenSSL; see dkim_crypto.h for why libcrypto):
+ * dkim_sha_write's arg is a struct dkim_sha_sink, whose failed is set when
+ * an update fails. */
 struct dkim_sha_sink {
 	void *sha256;
 	int failed;
@@ -210,6 +217,13 @@ struct dkim_body {
 void dkim_body_init(struct dkim_body *b, const struct dkim_sink *out);
 void dkim_body_feed(struct dkim_body *b, const void *p, size_t n);
 void dkim_body_end(struct dkim_body *b);
+
+/* Feeds a whole body (b fresh from dkim_body_init) that the caller knows
+ * to be its own relaxed canonical form but for empty lines at its end: no
+ * TAB, no SP before SP, CR or the end, no CR without LF after it. Only
+ * the empty lines at the end are looked for; the rest goes out in one
+ * write. Gives what dkim_body_feed gives for such a body. */
+void dkim_body_feed_canonical(struct dkim_body *b, const void *p, size_t n);
 
 /* A header field inside the caller's header block. */
 struct dkim_field {

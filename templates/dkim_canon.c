@@ -4,6 +4,7 @@
  * arrive in pieces split anywhere and still give the same bytes out. */
 #include "templates/dkim.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define IS_WSP(c) ((c) == ' ' || (c) == '\t')
@@ -25,11 +26,48 @@ static void chunk_put(struct chunk *c, char ch)
 	c->buf[c->n++] = ch;
 }
 
+static void chunk_flush(struct chunk *c);
+
+static void chunk_append(struct chunk *c, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k = sizeof c->buf - c->n;
+		if (k == 0) {
+			chunk_flush(c);
+			continue;
+		}
+		if (k > n)
+			k = n;
+		memcpy(c->buf + c->n, p, k);
+		c->n += k;
+		p += k;
+		n -= k;
+	}
+}
+
 static void chunk_flush(struct chunk *c)
 {
 	if (c->n)
 		c->out->write(c->out->arg, c->buf, c->n);
 	c->n = 0;
+}
+
+/* Whether a value (WSP after the colon skipped) is its own canonical form:
+ * no fold (CR), no TAB, no SP next to SP, no SP at its end. Most fields
+ * are; they are copied whole. */
+static int value_is_canonical(const char *v, size_t n)
+{
+	if (n == 0 || memchr(v, '\r', n) || memchr(v, '\t', n) || v[n - 1] == ' ')
+		return 0;
+	for (size_t i = 0; i < n;) {
+		const char *sp = memchr(v + i, ' ', n - i);
+		if (!sp)
+			break;
+		i = (size_t)(sp - v) + 1;
+		if (i < n && v[i] == ' ')
+			return 0;
+	}
+	return 1;
 }
 
 void dkim_canon_header(const char *field, size_t len, int crlf, const struct dkim_sink *out)
@@ -50,20 +88,34 @@ void dkim_canon_header(const char *field, size_t len, int crlf, const struct dki
 		 * the run it is part of. A run becomes one SP, except at the
 		 * value's start and end where it goes. */
 		int wsp = 0, started = 0;
-		for (const char *p = colon + 1, *end = field + len; p < end; p++) {
+		const char *p = colon + 1, *end = field + len;
+		while (p < end && IS_WSP(*p))
+			p++;
+		if (p < end && value_is_canonical(p, (size_t)(end - p))) {
+			chunk_append(&c, p, (size_t)(end - p));
+			p = end;
+		}
+		while (p < end) {
 			if (*p == '\r' && p + 1 < end && p[1] == '\n') {
-				p++;
+				p += 2;
 				continue;
 			}
 			if (IS_WSP(*p)) {
 				wsp = 1;
+				p++;
 				continue;
 			}
+			/* a word: up to WSP or CR, copied whole (a CR alone is
+			 * part of it) */
+			const char *q = p + 1;
+			while (q < end && !IS_WSP(*q) && *q != '\r')
+				q++;
 			if (wsp && started)
 				chunk_put(&c, ' ');
-			chunk_put(&c, *p);
+			chunk_append(&c, p, (size_t)(q - p));
 			wsp = 0;
 			started = 1;
+			p = q;
 		}
 	}
 	if (crlf) {
@@ -106,6 +158,110 @@ static void write_content(struct dkim_body *b, const void *p, size_t n)
 	b->any = 1;
 }
 
+/* ---- where the body's canonical form differs from the body ---- */
+
+/* Thirty-two bytes at once (GCC vector extensions). On x86-64 the scan is
+ * built twice (target_clones): with AVX2 where the CPU has it, chosen once
+ * at load, and with SSE2 (two halves) elsewhere. */
+#define VEC 32
+typedef signed char vec __attribute__((vector_size(VEC)));
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SCAN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SCAN_CLONES
+#endif
+
+/* Helpers as macros: functions taking or returning 32-byte vectors would
+ * have an ABI that differs between the two builds of the scan. */
+#define SPLAT(c) ((vec){ 0 } + (signed char)(c))
+/* A byte the state machine must see after one that breaks a run: WSP or
+ * CR. */
+#define BREAKS(v) (((v) == SPLAT(' ')) | ((v) == SPLAT('\t')) | ((v) == SPLAT('\r')))
+
+/* Whether any lane of the comparison result m is set. */
+static inline int any_set(const void *m)
+{
+	uint64_t w[VEC / 8], acc = 0;
+
+	memcpy(w, m, sizeof w);
+	for (size_t k = 0; k < VEC / 8; k++)
+		acc |= w[k];
+	return acc != 0;
+}
+
+static inline int breaks(unsigned char c)
+{
+	return IS_WSP(c) || c == '\r';
+}
+
+/* Whether the byte at s[0] (of s[0..n)) ends a run of bytes whose canonical
+ * form is themselves: a TAB (it becomes SP), a SP that WSP or CR follows (a
+ * run to reduce, or WSP that may end its line), or a CR unless LF and then a
+ * byte that starts a non-empty line follow (other line ends may turn out to
+ * be the body's trailing empty lines). What follows s[n) is not known, so
+ * near the end the answer leans to yes. */
+static int ends_run(const unsigned char *s, size_t n)
+{
+	switch (s[0]) {
+	case '\t':
+		return 1;
+	case ' ':
+		return n < 2 || breaks(s[1]);
+	case '\r':
+		return n < 3 || s[1] != '\n' || breaks(s[2]);
+	default:
+		return 0;
+	}
+}
+
+/* The length of the run at s[0..n) whose canonical form is itself (see
+ * ends_run); s[0] is taken to be in it. VEC positions are tested at once;
+ * most bodies break only at blank lines, so runs are long and the hash gets
+ * few, large updates. */
+/* The positions in the VEC bytes at p (p[VEC + 1] readable) that may end
+ * a run (see ends_run: TAB; SP before WSP or CR; CR unless LF and a byte
+ * that starts a non-empty line follow), as a comparison result. */
+#define HITS(p) ({								\
+	vec v_, v1_, v2_;							\
+	memcpy(&v_, (p), VEC);							\
+	memcpy(&v1_, (p) + 1, VEC);						\
+	memcpy(&v2_, (p) + 2, VEC);						\
+	(v_ == SPLAT('\t')) | ((v_ == SPLAT(' ')) & BREAKS(v1_)) |		\
+		((v_ == SPLAT('\r')) & ((v1_ != SPLAT('\n')) | BREAKS(v2_)));	\
+})
+
+/* The length of the run at s[0..n) whose canonical form is itself (see
+ * ends_run); s[0] is taken to be in it. Four blocks of VEC bytes are
+ * tested before their results are looked at (looking costs as much as
+ * testing); most bodies break only at blank lines, so runs are long and
+ * the hash gets few, large updates. */
+SCAN_CLONES
+static size_t plain_run(const unsigned char *s, size_t n)
+{
+	size_t i = 1;
+
+	while (n - i >= 4 * VEC + 2) {
+		vec hit = HITS(s + i) | HITS(s + i + VEC) | HITS(s + i + 2 * VEC) |
+			  HITS(s + i + 3 * VEC);
+		if (any_set(&hit))
+			break;   /* the blocks one at a time, below, find where */
+		i += 4 * VEC;
+	}
+	while (n - i >= VEC + 2) {
+		vec hit = HITS(s + i);
+		if (any_set(&hit)) {
+			for (size_t k = 0; k < VEC; k++)
+				if (ends_run(s + i + k, n - i - k))
+					return i + k;
+		}
+		i += VEC;
+	}
+	while (i < n && !ends_run(s + i, n - i))
+		i++;
+	return i;
+}
+
 void dkim_body_feed(struct dkim_body *b, const void *data, size_t n)
 {
 	const unsigned char *p = data, *end = p + n;
@@ -130,17 +286,26 @@ void dkim_body_feed(struct dkim_body *b, const void *data, size_t n)
 			b->wsp = 1;
 			p++;
 		} else {
-			/* A run of ordinary bytes, and of single SPs between
-			 * them (their canonical form is themselves): one write
-			 * per line of ordinary text rather than one per word. */
-			const unsigned char *q = p + 1;
-			while (q < end && *q != '\r' && (!IS_WSP(*q) ||
-			       (*q == ' ' && q + 1 < end && q[1] != '\r' && !IS_WSP(q[1]))))
-				q++;
-			write_content(b, p, (size_t)(q - p));
-			p = q;
+			/* A run of bytes that stay as they are: ordinary bytes,
+			 * single SPs between them, and line ends that more text
+			 * follows. One write per run, which is most of a body. */
+			size_t k = plain_run(p, (size_t)(end - p));
+			write_content(b, p, k);
+			p += k;
 		}
 	}
+}
+
+void dkim_body_feed_canonical(struct dkim_body *b, const void *data, size_t n)
+{
+	const char *p = data;
+
+	/* the empty lines at the end, and the last line's CRLF, which
+	 * dkim_body_end writes back when there is content */
+	while (n >= 2 && p[n - 2] == '\r' && p[n - 1] == '\n')
+		n -= 2;
+	if (n > 0)
+		write_content(b, p, n);
 }
 
 void dkim_body_end(struct dkim_body *b)

@@ -3,27 +3,56 @@
  * taken from the bottom up, and a name listed once more than it occurs adds
  * nothing, which is how over-signing works). Pure apart from the hash. */
 #include "templates/dkim.h"
+#include "templates/dkim_crypto.h"
 
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
-#include <wolfssl/options.h>
-#include <wolfssl/wolfcrypt/sha256.h>
 
 #define IS_WSP(c) ((c) == ' ' || (c) == '\t')
+
+static const EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *dkim_sha256(void)
+{
+	pthread_once(&sha256_once, fetch_sha256);
+	return sha256_md;
+}
+
+EVP_MD_CTX *dkim_sha_new(void)
+{
+	return EVP_MD_CTX_new();
+}
+
+void dkim_sha_free(EVP_MD_CTX *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+int dkim_sha_init(EVP_MD_CTX *ctx)
+{
+	const EVP_MD *md = dkim_sha256();
+	return md && EVP_DigestInit_ex(ctx, md, NULL) == 1 ? 0 : -1;
+}
+
+int dkim_sha_final(EVP_MD_CTX *ctx, unsigned char digest[32])
+{
+	return EVP_DigestFinal_ex(ctx, digest, NULL) == 1 ? 0 : -1;
+}
 
 void dkim_sha_write(void *arg, const void *p, size_t n)
 {
 	struct dkim_sha_sink *s = arg;
-	/* wolfCrypt takes a word32 length; header and body pieces are split
-	 * below that so that any n is hashed whole. */
-	const unsigned char *b = p;
-	while (n > 0) {
-		word32 k = n > 0x40000000u ? 0x40000000u : (word32)n;
-		if (wc_Sha256Update(s->sha256, b, k) != 0)
-			s->failed = 1;
-		b += k;
-		n -= k;
-	}
+
+	if (n > 0 && EVP_DigestUpdate(s->sha256, p, n) != 1)
+		s->failed = 1;
 }
 
 /* Returns the offset of the CR of the CRLF that ends the line starting at i,
@@ -82,16 +111,15 @@ int dkim_split_fields(const char *h, size_t len, struct dkim_field *fields, size
 	return n;
 }
 
-int dkim_header_hash(const struct dkim_field *fields, size_t nfields,
-		     const char *const *names, size_t nnames,
-		     const char *sig, size_t siglen, unsigned char digest[32])
+int dkim_header_hash_ctx(EVP_MD_CTX *ctx, const struct dkim_field *fields, size_t nfields,
+			 const char *const *names, size_t nnames,
+			 const char *sig, size_t siglen, unsigned char digest[32])
 {
 	unsigned char used[DKIM_MAX_FIELDS] = { 0 };
-	wc_Sha256 sha;
 
-	if (nfields > DKIM_MAX_FIELDS || wc_InitSha256(&sha) != 0)
+	if (nfields > DKIM_MAX_FIELDS || dkim_sha_init(ctx) != 0)
 		return -1;
-	struct dkim_sha_sink hs = { &sha, 0 };
+	struct dkim_sha_sink hs = { ctx, 0 };
 	const struct dkim_sink sink = { dkim_sha_write, &hs };
 
 	for (size_t i = 0; i < nnames; i++) {
@@ -105,8 +133,20 @@ int dkim_header_hash(const struct dkim_field *fields, size_t nfields,
 		}
 	}
 	dkim_canon_header(sig, siglen, 0, &sink);
-	if (wc_Sha256Final(&sha, digest) != 0)
+	if (dkim_sha_final(ctx, digest) != 0)
 		hs.failed = 1;
-	wc_Sha256Free(&sha);
 	return hs.failed ? -1 : 0;
+}
+
+int dkim_header_hash(const struct dkim_field *fields, size_t nfields,
+		     const char *const *names, size_t nnames,
+		     const char *sig, size_t siglen, unsigned char digest[32])
+{
+	EVP_MD_CTX *ctx = dkim_sha_new();
+
+	if (!ctx)
+		return -1;
+	int r = dkim_header_hash_ctx(ctx, fields, nfields, names, nnames, sig, siglen, digest);
+	dkim_sha_free(ctx);
+	return r;
 }

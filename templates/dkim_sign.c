@@ -4,14 +4,13 @@
  * same body hash; none covers another DKIM-Signature, so a verifier can check
  * each one alone (RFC 8463 section 6 has the RSA and Ed25519 pair in mind). */
 #include "templates/dkim.h"
+#include "templates/dkim_crypto.h"
 #include "pool/sasl.h"   /* base64 */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <wolfssl/options.h>
-#include <wolfssl/wolfcrypt/sha256.h>
 
 const char *const dkim_default_headers[] = {
 	"From", "Reply-To", "Sender", "To", "Cc", "Subject", "Date", "Message-ID",
@@ -36,8 +35,9 @@ struct dkim_signer {
 struct dkim_sign {
 	const struct dkim_signer *signer;
 	struct dkim_key_ctx *keys[DKIM_MAX_KEYS];
-	wc_Sha256 body_sha;
-	int body_sha_ready;
+	struct evp_md_ctx_st *body_sha;
+	int body_sha_ready;                /* body_sha was started for this message */
+	struct evp_md_ctx_st *header_sha;
 	struct dkim_sha_sink body_sink;
 	struct dkim_body body;
 	char errstr[160];
@@ -145,8 +145,8 @@ void dkim_sign_free(struct dkim_sign *st)
 		return;
 	for (unsigned i = 0; i < DKIM_MAX_KEYS; i++)
 		dkim_key_ctx_free(st->keys[i]);
-	if (st->body_sha_ready)
-		wc_Sha256Free(&st->body_sha);
+	dkim_sha_free(st->body_sha);
+	dkim_sha_free(st->header_sha);
 	free(st);
 }
 
@@ -158,6 +158,13 @@ struct dkim_sign *dkim_sign_new(const struct dkim_signer *signer, char *err, siz
 		return NULL;
 	}
 	st->signer = signer;
+	st->body_sha = dkim_sha_new();
+	st->header_sha = dkim_sha_new();
+	if (!st->body_sha || !st->header_sha || !dkim_sha256()) {
+		snprintf(err, errlen, "cannot set up SHA-256 (libcrypto)");
+		dkim_sign_free(st);
+		return NULL;
+	}
 	for (unsigned i = 0; i < signer->nkeys; i++) {
 		st->keys[i] = dkim_key_ctx_new(signer->keys[i].key, err, errlen);
 		if (!st->keys[i]) {
@@ -171,10 +178,8 @@ struct dkim_sign *dkim_sign_new(const struct dkim_signer *signer, char *err, siz
 
 void dkim_sign_begin(struct dkim_sign *st)
 {
-	if (st->body_sha_ready)
-		wc_Sha256Free(&st->body_sha);
-	st->body_sha_ready = wc_InitSha256(&st->body_sha) == 0;
-	st->body_sink = (struct dkim_sha_sink){ &st->body_sha, !st->body_sha_ready };
+	st->body_sha_ready = dkim_sha_init(st->body_sha) == 0;
+	st->body_sink = (struct dkim_sha_sink){ st->body_sha, !st->body_sha_ready };
 	const struct dkim_sink sink = { dkim_sha_write, &st->body_sink };
 	dkim_body_init(&st->body, &sink);
 }
@@ -237,7 +242,8 @@ static ssize_t sign_one(struct dkim_sign *st, unsigned i, size_t nfields, size_t
 		snprintf(st->errstr, sizeof st->errstr, "the output buffer is too small");
 		return -1;
 	}
-	if (dkim_header_hash(st->fields, nfields, st->hnames, nh, out, (size_t)head, digest) < 0) {
+	if (dkim_header_hash_ctx(st->header_sha, st->fields, nfields, st->hnames, nh, out,
+				 (size_t)head, digest) < 0) {
 		snprintf(st->errstr, sizeof st->errstr, "cannot hash the header");
 		return -1;
 	}
@@ -264,8 +270,10 @@ ssize_t dkim_sign_end(struct dkim_sign *st, const char *header, size_t len, uint
 	st->errstr[0] = 0;
 	dkim_body_end(&st->body);
 	ssize_t bl = -1;
-	if (st->body_sha_ready && wc_Sha256Final(&st->body_sha, bh) == 0 && !st->body_sink.failed)
+	if (st->body_sha_ready && dkim_sha_final(st->body_sha, bh) == 0 &&
+	    !st->body_sink.failed)
 		bl = sasl_b64_encode(bh, sizeof bh, bh64, sizeof bh64 - 1);
+	st->body_sha_ready = 0;   /* finished: dkim_sign_begin starts the next */
 	if (bl < 0) {
 		snprintf(st->errstr, sizeof st->errstr, "cannot hash the body");
 		return -1;
@@ -294,22 +302,40 @@ ssize_t dkim_sign_end(struct dkim_sign *st, const char *header, size_t len, uint
 	return (ssize_t)pos;
 }
 
+/* Where msg's header ends (*hlen, its last CRLF included) and its body
+ * starts (the return value). */
+static size_t split_message(const char *msg, size_t len, size_t *hlen)
+{
+	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n') {
+		*hlen = 0;   /* no header at all: dkim_sign_end says there is no From */
+		return 2;
+	}
+	const char *sep = memmem(msg, len, "\r\n\r\n", 4);
+	if (!sep) {
+		*hlen = len;
+		return len;
+	}
+	*hlen = (size_t)(sep - msg) + 2;
+	return *hlen + 2;
+}
+
 ssize_t dkim_sign_message(struct dkim_sign *st, const char *msg, size_t len, uint64_t t,
 			  char *out, size_t cap)
 {
-	size_t hlen = len, body = len;
+	size_t hlen, body = split_message(msg, len, &hlen);
 
-	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n') {
-		hlen = 0;   /* no header at all: dkim_sign_end says there is no From */
-		body = 2;
-	} else {
-		const char *sep = memmem(msg, len, "\r\n\r\n", 4);
-		if (sep) {
-			hlen = (size_t)(sep - msg) + 2;
-			body = hlen + 2;
-		}
-	}
 	dkim_sign_begin(st);
 	dkim_sign_body(st, msg + body, len - body);
+	return dkim_sign_end(st, msg, hlen, t, out, cap);
+}
+
+ssize_t dkim_sign_message_canonical(struct dkim_sign *st, const char *msg, size_t len,
+				    uint64_t t, char *out, size_t cap)
+{
+	size_t hlen, body = split_message(msg, len, &hlen);
+
+	dkim_sign_begin(st);
+	if (st->body_sha_ready)
+		dkim_body_feed_canonical(&st->body, msg + body, len - body);
 	return dkim_sign_end(st, msg, hlen, t, out, cap);
 }

@@ -23,6 +23,7 @@ struct campaign_piece {
 	enum campaign_piece_kind kind;
 	size_t header;               /* CAMPAIGN_PIECE_HEADER: index in m.headers */
 	struct tpl *prog;
+	struct tpl_lines *lines;     /* a body: its text as CRLF lines (tpl_render_lines) */
 };
 
 struct campaign_template {
@@ -126,6 +127,10 @@ static int add_piece(struct campaign_template *t, enum campaign_piece_kind kind,
 		return -1;
 	}
 	t->npieces++;
+	if (kind != CAMPAIGN_PIECE_HEADER && !(p->lines = tpl_lines_new(p->prog, '_'))) {
+		set_err(err, errlen, "%s: out of memory", t->path);
+		return -1;
+	}
 	return 0;
 }
 
@@ -242,8 +247,10 @@ void campaign_template_free(struct campaign_template *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->npieces; i++)
+	for (size_t i = 0; i < t->npieces; i++) {
+		tpl_lines_free(t->pieces[i].lines);
 		tpl_free(t->pieces[i].prog);
+	}
 	for (size_t i = 0; i < t->natt; i++)
 		mime_attachment_free(t->att[i]);
 	free(t->msgid_domain);
@@ -272,20 +279,106 @@ enum campaign_piece_kind campaign_template_piece_kind(const struct campaign_temp
 
 /* ---- rendering ---- */
 
+/* A body piece, written into the message by mime_build_written: rendered
+ * as CRLF lines straight into the message when its output allows that (the
+ * common case: one pass, template text copied in whole runs), else
+ * rendered plainly into raw and handed to MIME's own checks and encoders. */
+struct body_writer {
+	struct campaign_renderer *r;
+	const struct campaign_piece *piece;
+	struct tpl_data data;
+	struct tpl_buf raw;
+	int raw_ready;                           /* raw holds this message's render */
+	int canonical;                           /* written as lines, no loose whitespace:
+						  * DKIM need not canonicalise it */
+	struct mime_text_writer w;
+};
+
 struct campaign_renderer {
 	const struct campaign_template *t;
-	struct tpl_buf out;                      /* every piece, one after another */
+	struct tpl_buf out;                      /* the header pieces, one after another */
 	size_t off[CAMPAIGN_PIECES_MAX], len[CAMPAIGN_PIECES_MAX];
 	struct mime_header_value hv[MTPL_HEADERS_MAX];
+	struct body_writer body[2];              /* text, html */
 	struct mime_builder *mb;
 	struct bytebuf msg;
 	struct bytebuf from;                     /* From cleaned, then its display name */
 	struct dkim_sign *sign[CAMPAIGN_SIGNERS_MAX];
 	char sig[DKIM_MAX_KEYS * DKIM_SIGNATURE_MAX];
 	char from_domain[MIME_DOMAIN_MAX + 1];
+	int source_failed;                       /* a body piece failed to render: err says why */
 	struct tpl_error terr;
 	char err[CAMPAIGN_ERR_MAX];
 };
+
+static unsigned render_flags(const struct campaign_renderer *r)
+{
+	return r->t->o.strict ? TPL_RENDER_STRICT : 0;
+}
+
+static enum tpl_escape piece_escape(const struct campaign_piece *p)
+{
+	return p->kind == CAMPAIGN_PIECE_HTML ? TPL_ESCAPE_HTML : TPL_ESCAPE_NONE;
+}
+
+/* A body piece failed to render: keeps the renderer's reason. Returns
+ * MIME_ESOURCE. */
+static int source_failed(struct campaign_renderer *r)
+{
+	snprintf(r->err, sizeof r->err, "%s", r->terr.msg);
+	r->source_failed = 1;
+	return MIME_ESOURCE;
+}
+
+/* struct mime_text_writer's text: the piece rendered plainly, once per
+ * message. */
+static int body_text(void *ud, const char **text, size_t *len)
+{
+	struct body_writer *bw = ud;
+
+	if (!bw->raw_ready) {
+		bw->raw.len = 0;
+		if (tpl_render(bw->piece->prog, &bw->data, piece_escape(bw->piece), render_flags(bw->r),
+			       &bw->raw, &bw->r->terr) != 0)
+			return source_failed(bw->r);
+		bw->raw_ready = 1;
+	}
+	*text = bw->raw.data ? bw->raw.data : "";
+	*len = bw->raw.len;
+	return 0;
+}
+
+/* struct mime_text_writer's write. The message's buffer is lent to the
+ * renderer as a struct tpl_buf for the call (both grow with realloc under
+ * a cap) so that the part is rendered in place. */
+static int body_write(void *ud, struct bytebuf *out, int allow_8bit, enum mime_cte *cte,
+		      int *underscore)
+{
+	struct body_writer *bw = ud;
+	struct tpl_lines_out lo = { .max_line = MIME_LINE_MAX, .allow_8bit = allow_8bit };
+	struct tpl_buf lent = { out->data, out->len, out->cap, out->max };
+	const char *text;
+	size_t len;
+
+	bw->canonical = 0;
+	int rc = tpl_render_lines(bw->piece->prog, bw->piece->lines, &bw->data,
+				  piece_escape(bw->piece), render_flags(bw->r), &lent, &lo, &bw->r->terr);
+	out->data = lent.data;
+	out->cap = lent.cap;
+	out->len = lent.len;
+	if (rc == 0) {
+		*cte = lo.non_ascii ? MIME_CTE_8BIT : MIME_CTE_7BIT;
+		*underscore = lo.watched;
+		bw->canonical = !lo.loose_space;
+		return 0;
+	}
+	if (rc != TPL_NOT_LINES)
+		return source_failed(bw->r);
+	/* a value with a line end, a line too long, bytes 7bit and 8bit
+	 * cannot carry: the whole text is looked at */
+	rc = body_text(bw, &text, &len);
+	return rc != 0 ? rc : mime_text_copy(out, text, len, allow_8bit, cte);
+}
 
 struct campaign_renderer *campaign_renderer_new(const struct campaign_template *t,
 						char *err, size_t errlen)
@@ -315,7 +408,13 @@ struct campaign_renderer *campaign_renderer_new(const struct campaign_template *
 		if (p->kind == CAMPAIGN_PIECE_HEADER) {
 			r->hv[p->header].name = t->m.headers[p->header].name;
 			r->hv[p->header].name_len = t->m.headers[p->header].name_len;
+			continue;
 		}
+		struct body_writer *bw = &r->body[p->kind == CAMPAIGN_PIECE_HTML];
+		bw->r = r;
+		bw->piece = p;
+		tpl_buf_init(&bw->raw, t->o.max_message);
+		bw->w = (struct mime_text_writer){ body_write, body_text, bw };
 	}
 	return r;
 
@@ -331,6 +430,8 @@ void campaign_renderer_free(struct campaign_renderer *r)
 	for (unsigned i = 0; i < CAMPAIGN_SIGNERS_MAX; i++)
 		dkim_sign_free(r->sign[i]);
 	mime_builder_free(r->mb);
+	tpl_buf_free(&r->body[0].raw);
+	tpl_buf_free(&r->body[1].raw);
 	bytebuf_free(&r->msg);
 	bytebuf_free(&r->from);
 	tpl_buf_free(&r->out);
@@ -375,13 +476,29 @@ static const char *from_domain(struct campaign_renderer *r, const char *value, s
 }
 
 /* Signs r->msg with every signer into r->sig. Returns its length or -1. */
+/* Whether r->msg's body is its own relaxed canonical form but for empty
+ * lines at its end: every body piece went as lines without loose
+ * whitespace, and what MIME adds around them (part headers, delimiters)
+ * has none. Attachments are not looked at, so they rule it out. */
+static int body_is_canonical(const struct campaign_renderer *r)
+{
+	if (r->t->natt > 0)
+		return 0;
+	for (size_t i = 0; i < 2; i++)
+		if (r->body[i].piece && !r->body[i].canonical)
+			return 0;
+	return 1;
+}
+
 static ssize_t sign(struct campaign_renderer *r, int64_t now)
 {
+	int canonical = body_is_canonical(r);
 	size_t used = 0;
 
 	for (unsigned i = 0; i < r->t->o.nsigners; i++) {
-		ssize_t n = dkim_sign_message(r->sign[i], r->msg.data, r->msg.len, (uint64_t)now,
-					      r->sig + used, sizeof r->sig - used);
+		ssize_t n = (canonical ? dkim_sign_message_canonical : dkim_sign_message)(
+			r->sign[i], r->msg.data, r->msg.len, (uint64_t)now, r->sig + used,
+			sizeof r->sig - used);
 		if (n < 0) {
 			snprintf(r->err, sizeof r->err, "DKIM: %s", dkim_sign_errstr(r->sign[i]));
 			return -1;
@@ -391,11 +508,51 @@ static ssize_t sign(struct campaign_renderer *r, int64_t now)
 	return (ssize_t)used;
 }
 
+/* Renders the header pieces into r->out and points r->hv at them; sets up
+ * the body writers for this recipient. Returns 0 or -1 with r->err set. */
+static int render_pieces(struct campaign_renderer *r, const struct campaign_data *d,
+			 struct mime_text_writers *bodies)
+{
+	const struct campaign_template *t = r->t;
+
+	r->out.len = 0;
+	for (size_t i = 0; i < t->npieces; i++) {
+		const struct campaign_piece *p = &t->pieces[i];
+		struct tpl_data data = d->piece(d->ud, i);
+
+		if (p->kind != CAMPAIGN_PIECE_HEADER) {
+			struct body_writer *bw = &r->body[p->kind == CAMPAIGN_PIECE_HTML];
+			bw->data = data;
+			bw->raw_ready = 0;
+			if (p->kind == CAMPAIGN_PIECE_HTML)
+				bodies->html = &bw->w;
+			else
+				bodies->text = &bw->w;
+			continue;
+		}
+		r->off[i] = r->out.len;
+		if (tpl_render(p->prog, &data, TPL_ESCAPE_NONE, render_flags(r), &r->out, &r->terr) != 0) {
+			snprintf(r->err, sizeof r->err, "%s", r->terr.msg);
+			return -1;
+		}
+		r->len[i] = r->out.len - r->off[i];
+	}
+	/* the buffer may have moved while it grew: views are taken now */
+	for (size_t i = 0; i < t->npieces; i++) {
+		const struct campaign_piece *p = &t->pieces[i];
+		if (p->kind == CAMPAIGN_PIECE_HEADER) {
+			r->hv[p->header].value = r->out.data ? r->out.data + r->off[i] : "";
+			r->hv[p->header].value_len = r->len[i];
+		}
+	}
+	return 0;
+}
+
 int campaign_render(struct campaign_renderer *r, const struct campaign_data *d, int64_t now,
 		    struct campaign_message *out)
 {
 	const struct campaign_template *t = r->t;
-	unsigned flags = t->o.strict ? TPL_RENDER_STRICT : 0;
+	struct mime_text_writers bodies = { NULL, NULL };
 	struct mime_message_parts parts = {
 		.headers = r->hv,
 		.nheaders = t->m.nheaders,
@@ -412,39 +569,9 @@ int campaign_render(struct campaign_renderer *r, const struct campaign_data *d, 
 	};
 
 	r->err[0] = '\0';
-	r->out.len = 0;
-	for (size_t i = 0; i < t->npieces; i++) {
-		const struct campaign_piece *p = &t->pieces[i];
-		struct tpl_data data = d->piece(d->ud, i);
-		enum tpl_escape esc = p->kind == CAMPAIGN_PIECE_HTML ? TPL_ESCAPE_HTML : TPL_ESCAPE_NONE;
-
-		r->off[i] = r->out.len;
-		if (tpl_render(p->prog, &data, esc, flags, &r->out, &r->terr) != 0) {
-			snprintf(r->err, sizeof r->err, "%s", r->terr.msg);
-			return -1;
-		}
-		r->len[i] = r->out.len - r->off[i];
-	}
-	/* the buffer may have moved while it grew: views are taken now */
-	for (size_t i = 0; i < t->npieces; i++) {
-		const struct campaign_piece *p = &t->pieces[i];
-		const char *s = r->out.data ? r->out.data + r->off[i] : "";
-
-		switch (p->kind) {
-		case CAMPAIGN_PIECE_HEADER:
-			r->hv[p->header].value = s;
-			r->hv[p->header].value_len = r->len[i];
-			break;
-		case CAMPAIGN_PIECE_TEXT:
-			parts.text = s;
-			parts.text_len = r->len[i];
-			break;
-		case CAMPAIGN_PIECE_HTML:
-			parts.html = s;
-			parts.html_len = r->len[i];
-			break;
-		}
-	}
+	r->source_failed = 0;
+	if (render_pieces(r, d, &bodies) != 0)
+		return -1;
 	if (!mo.msgid_domain && t->from_piece >= 0) {
 		const struct mime_header_value *h = &r->hv[t->pieces[t->from_piece].header];
 		mo.msgid_domain = from_domain(r, h->value, h->value_len);
@@ -453,8 +580,9 @@ int campaign_render(struct campaign_renderer *r, const struct campaign_data *d, 
 	}
 
 	bytebuf_clear(&r->msg);
-	if (mime_build(r->mb, &parts, &mo, &r->msg, &out->info) != 0) {
-		snprintf(r->err, sizeof r->err, "%s", mime_builder_errstr(r->mb));
+	if (mime_build_written(r->mb, &parts, &bodies, &mo, &r->msg, &out->info) != 0) {
+		if (!r->source_failed)
+			snprintf(r->err, sizeof r->err, "%s", mime_builder_errstr(r->mb));
 		return -1;
 	}
 	ssize_t siglen = sign(r, now);

@@ -4,6 +4,13 @@
  * (mime_attachment.h), and per recipient a rendered, assembled (mime_message.h)
  * and optionally DKIM-signed (dkim.h) RFC 5322 message.
  *
+ * The bodies are rendered straight into the message as CRLF lines
+ * (tpl_render_lines through mime_build_written), their template text
+ * prepared once per template; a body whose values need a closer look (a
+ * line end, a long line, bytes 7bit cannot carry) is rendered again the
+ * plain way for MIME's checks and encoders. DKIM hashes a body without
+ * loose whitespace as it is.
+ *
  * A struct campaign_template is built once per campaign and is read-only
  * afterwards: any number of threads may render it, each with its own struct
  * campaign_renderer (render buffers, MIME builder, DKIM signing state), which

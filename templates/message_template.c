@@ -313,7 +313,7 @@ static int marker_line(struct parse *p, unsigned line, size_t pos, size_t end, s
 static int body(struct parse *p, size_t pos, unsigned line)
 {
 	struct mtpl *t = p->t;
-	size_t first = pos, end, next;
+	size_t first = pos, end = pos, next;
 	unsigned first_line = line;
 
 	/* the first line that is not blank decides */

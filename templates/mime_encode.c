@@ -29,6 +29,8 @@ const char *mime_strerror(int code, const struct bytebuf *out)
 		return "a header line would be longer than 998 octets";
 	case MIME_EADDR:
 		return "an address that cannot be written";
+	case MIME_ESOURCE:
+		return "its source failed";
 	default:
 		return "unknown error";
 	}
@@ -646,6 +648,13 @@ size_t mime_header_clean(char *dst, const char *v, size_t n)
 	size_t o = 0, i = 0;
 
 	while (i < n) {
+		/* printable ASCII, most of a value, in whole runs */
+		size_t k = plain_run((const unsigned char *)v + i, n - i);
+		memcpy(dst + o, v + i, k);
+		o += k;
+		i += k;
+		if (i == n)
+			break;
 		if (v[i] == '\r' || v[i] == '\n') {
 			while (i < n && (v[i] == '\r' || v[i] == '\n'))
 				i++;

@@ -31,6 +31,7 @@
 #define MIME_EUTF8  (-2)   /* the text is not valid UTF-8 */
 #define MIME_ELONG  (-3)   /* a token no folding can fit in MIME_LINE_MAX */
 #define MIME_EADDR  (-4)   /* an address that cannot be written (see mime_address.h) */
+#define MIME_ESOURCE (-5)  /* a part's writer failed (mime_message.h): it knows why */
 
 /* A short static description of a MIME_E* code (out may be NULL; with it,
  * MIME_EBUF says which limit was hit). */

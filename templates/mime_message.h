@@ -31,7 +31,15 @@
  * there. The Message-ID is <YYYYMMDDhhmmss.R@domain>, R being 128 random
  * bits in base32.
  *
- * A builder keeps its scratch memory between messages: one per thread. */
+ * Text parts may also come from writers (mime_build_written) that write
+ * them straight into the message: templates/message_render.c renders
+ * mustache that way, with no copy of the text in between.
+ *
+ * A builder keeps its scratch memory between messages, and what does not
+ * change from one to the next: the Date texts (per second), the
+ * Message-ID's domain, List-Unsubscribe, and each header field whose value
+ * is the one it had in the message before (a campaign's From, List-Id).
+ * One per thread. */
 #ifndef VOLLEY_MIME_MESSAGE_H
 #define VOLLEY_MIME_MESSAGE_H
 
@@ -41,6 +49,7 @@
 #include "templates/bytebuf.h"
 #include "templates/mime_address.h"
 #include "templates/mime_attachment.h"
+#include "templates/mime_encode.h"
 
 #define MIME_HEADER_NAME_MAX   76            /* octets in a header name */
 #define MIME_HEADER_VALUE_MAX  (64u << 10)   /* octets in one rendered header value */
@@ -56,6 +65,25 @@ struct mime_header_value {
 	size_t name_len;
 	const char *value;
 	size_t value_len;
+};
+
+/* A text part that its owner writes straight into the message, rather
+ * than handing over its text to be copied (templates/message_render.c
+ * renders mustache this way). */
+struct mime_text_writer {
+	/* Appends the part's text to out, line ends CRLF, when it can go as
+	 * 7bit, or 8bit when allow_8bit (see mime_text_cte): returns 0 and
+	 * sets *cte, and *underscore to 0 when the text surely holds no '_'
+	 * (boundaries hold one: such a text need not be searched for them);
+	 * MIME_NEED_QP when it cannot, MIME_EUTF8, MIME_EBUF, or MIME_ESOURCE
+	 * when the writer failed for a reason of its own (out is then as it
+	 * was). */
+	int (*write)(void *ud, struct bytebuf *out, int allow_8bit, enum mime_cte *cte,
+		     int *underscore);
+	/* The part's text as it is, for quoted-printable: returns 0 and sets
+	 * *text and *len (valid until the next call), or MIME_ESOURCE. */
+	int (*text)(void *ud, const char **text, size_t *len);
+	void *ud;
 };
 
 /* What goes in the message. */
@@ -109,6 +137,20 @@ void mime_builder_set_random(struct mime_builder *b,
  * a bad Message-ID domain or unsubscribe URL, out's cap. */
 int mime_build(struct mime_builder *b, const struct mime_message_parts *in,
 	       const struct mime_message_opts *o, struct bytebuf *out, struct mime_message_info *info);
+
+/* The parts a caller writes itself: each, when not NULL, stands for the
+ * text/plain or text/html part instead of in->text or in->html. */
+struct mime_text_writers {
+	const struct mime_text_writer *text;
+	const struct mime_text_writer *html;
+};
+
+/* mime_build with writers for the text parts. It fails as mime_build
+ * does, and also when a writer does (mime_builder_errstr then says
+ * "...: its source failed"; the writer knows why). */
+int mime_build_written(struct mime_builder *b, const struct mime_message_parts *in,
+		       const struct mime_text_writers *w, const struct mime_message_opts *o,
+		       struct bytebuf *out, struct mime_message_info *info);
 
 /* Why the last mime_build failed. */
 const char *mime_builder_errstr(const struct mime_builder *b);

@@ -224,4 +224,49 @@ enum tpl_escape {
 int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
 	       unsigned flags, struct tpl_buf *out, struct tpl_error *err);
 
+/* ---- rendering a message body: line ends CRLF, lines measured ---- */
+
+/* t's text prepared once for tpl_render_lines: each text's line ends made
+ * CRLF (an LF alone becomes CRLF) and its shape measured (the octets
+ * before its first line end and after its last, its longest whole line,
+ * non-ASCII), so that rendering copies template text with one memcpy and
+ * keeps the line length it is at without looking at the bytes again. */
+struct tpl_lines;
+
+/* Returns the prepared text, or NULL when out of memory. watch is a byte
+ * the caller wants to know whether a render writes (0: none; MIME's
+ * boundaries hold a '_', and a part without one need not be searched for
+ * them). t must outlive it; any number of threads may share it. */
+struct tpl_lines *tpl_lines_new(const struct tpl *t, unsigned char watch);
+
+/* l may be NULL. */
+void tpl_lines_free(struct tpl_lines *l);
+
+/* What tpl_render_lines may write, and what it wrote. */
+struct tpl_lines_out {
+	size_t max_line;     /* in: the longest line allowed, CRLF not counted */
+	int allow_8bit;      /* in: non-ASCII may be written (valid UTF-8 only) */
+	int non_ascii;       /* out: a byte written is non-ASCII */
+	int watched;         /* out: the watch byte (tpl_lines_new) was written */
+	int loose_space;     /* out: the output may hold whitespace that DKIM's relaxed
+			      * canonicalisation changes (a TAB; a SP before SP, TAB or
+			      * a line end, or at the end; indentation); 0 means it
+			      * surely holds none */
+};
+
+/* tpl_render_lines' answer when the output cannot be written as lines. */
+#define TPL_NOT_LINES (-2)
+
+/* Renders t as tpl_render does, but with template text from l (t's own),
+ * so that every line end is CRLF, and checking what goes out as it goes:
+ * no line past lo->max_line, non-ASCII only when lo->allow_8bit. Returns 0
+ * (and sets lo->non_ascii), -1 with *err filled as tpl_render, or
+ * TPL_NOT_LINES (out->len as on entry) when the output cannot be written
+ * that way: a value holding CR, LF or NUL, a line too long, non-ASCII not
+ * allowed, invalid UTF-8, or template text holding a CR alone or a NUL. The
+ * caller then renders with tpl_render and looks at the whole text. */
+int tpl_render_lines(const struct tpl *t, const struct tpl_lines *l, const struct tpl_data *d,
+		     enum tpl_escape esc, unsigned flags, struct tpl_buf *out,
+		     struct tpl_lines_out *lo, struct tpl_error *err);
+
 #endif

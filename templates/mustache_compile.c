@@ -616,7 +616,7 @@ static int pool_append(struct comp *c, const char *src, size_t len, uint32_t *of
 /* Appends src to the pool as unit u's source; returns as pool_append. */
 static int add_source(struct comp *c, uint32_t u, const char *src, size_t len)
 {
-	uint32_t off;
+	uint32_t off = 0;
 	int r = pool_append(c, src, len, &off);
 
 	if (r == 0) {

@@ -76,6 +76,27 @@ struct tpl {
 	size_t nunits;
 };
 
+/* A text op as tpl_render_lines writes it (struct tpl_lines). */
+struct tpl_text_shape {
+	uint32_t off, len;      /* the CRLF text in the lines pool */
+	uint32_t head;          /* octets before its first line end (all of them without one) */
+	uint32_t tail;          /* octets after its last line end */
+	uint32_t longest;       /* the longest line between two of its line ends */
+	uint8_t eol;            /* it holds a line end */
+	uint8_t non_ascii;      /* it holds a byte >= 0x80 */
+	uint8_t unfit;          /* a CR alone, a NUL or invalid UTF-8: not for lines */
+	uint8_t watched;        /* it holds the watch byte */
+	uint8_t loose;          /* a TAB, or a SP before SP or CR, in it */
+	uint8_t first, last;    /* its first and last bytes (0 when empty) */
+};
+
+struct tpl_lines {
+	const struct tpl *t;
+	unsigned char watch;            /* 0: none */
+	char *pool;
+	struct tpl_text_shape *shape;   /* one per op; text ops' entries only are used */
+};
+
 /* Fills *e (which may be NULL): msg becomes "file:line:col: what", or
  * "file: what" without a line, or "what" without a file. */
 void tpl_set_error(struct tpl_error *e, const char *file, unsigned line, unsigned col,

@@ -4,11 +4,18 @@
  * output. Literal text is copied with memcpy in whole runs; it is scanned
  * for line ends only inside an indented partial or block.
  *
+ * tpl_render_lines is the same walk with template text taken from a
+ * struct tpl_lines (CRLF, measured once): the line length is kept from the
+ * texts' shapes, and only values (short) and indentation are looked at
+ * byte by byte.
+ *
  * Names found in the root object are memoised for the render by symbol
  * number: a recipient's {{first_name}} costs the adapter one lookup (one
  * hash, for JSON) however often the template uses it. */
 #include "templates/mustache_prog.h"
+#include "templates/utf8.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +57,11 @@ struct render {
 	int pending;           /* at the start of a line of template text: the
 				* indentation goes out before anything else */
 	unsigned depth;
+	const struct tpl_lines *lines;   /* tpl_render_lines; NULL for tpl_render */
+	struct tpl_lines_out *lo;
+	size_t col;            /* lines: octets on the line being written */
+	int last_space;        /* lines: the last byte written is a SP */
+	int not_lines;         /* lines: the output cannot be written as lines */
 	uint8_t memo_state[ROOT_MEMO];
 	struct tpl_val memo[ROOT_MEMO];   /* valid where memo_state says found */
 };
@@ -120,7 +132,42 @@ static int put_indent(struct render *r, const struct indent *in)
 		return 0;
 	if (put_indent(r, in->up) < 0)
 		return -1;
+	r->col += in->len;
+	if (r->lo && in->len)
+		r->lo->loose_space = 1;   /* a line starting with WSP: not worth a closer look */
 	return put(r, in->s, in->len);
+}
+
+/* Lines: the next bytes written start with first and end with last (each
+ * 0 when there are none); loose says whether they hold loose whitespace
+ * themselves. Keeps lo->loose_space, which also looks across the seam. */
+static void track_space(struct render *r, unsigned char first, unsigned char last, int loose)
+{
+	if (!first)
+		return;
+	if (loose || (r->last_space && (first == ' ' || first == '\t' || first == '\r')))
+		r->lo->loose_space = 1;
+	r->last_space = last == ' ';
+}
+
+/* Stops a tpl_render_lines walk: the caller renders the plain way. */
+static int not_lines(struct render *r)
+{
+	r->not_lines = 1;
+	return -1;
+}
+
+/* Lines: k octets were written on the current line, ending it when ended
+ * (their last two are its CRLF). Returns 0, or -1 when the line is too
+ * long. */
+static int count_line(struct render *r, size_t k, int ended)
+{
+	size_t len = r->col + k - (ended ? 2 : 0);
+
+	if (len > r->lo->max_line)
+		return not_lines(r);
+	r->col = ended ? 0 : len;
+	return 0;
 }
 
 /* Writes the indentation owed at a line start, if any. */
@@ -145,13 +192,39 @@ static int put_text(struct render *r, const char *s, size_t n)
 			return -1;
 		const char *nl = memchr(s, '\n', n);
 		size_t k = nl ? (size_t)(nl - s) + 1 : n;
-		if (put(r, s, k) < 0)
+		if (put(r, s, k) < 0 || (r->lines && count_line(r, k, nl != NULL) < 0))
 			return -1;
 		s += k;
 		n -= k;
 		r->pending = nl != NULL;
 	}
 	return 0;
+}
+
+/* Lines: a text op's CRLF text, its line lengths taken from its shape. */
+static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
+{
+	const char *s = r->lines->pool + sh->off;
+	size_t n = sh->len, max = r->lo->max_line;
+
+	if (sh->unfit || (sh->non_ascii && !r->lo->allow_8bit))
+		return not_lines(r);
+	r->lo->non_ascii |= sh->non_ascii;
+	r->lo->watched |= sh->watched;
+	track_space(r, sh->first, sh->last, sh->loose);
+	if (r->indent || n == 0)
+		return put_text(r, s, n);
+	if (!sh->eol) {
+		r->col += n;
+	} else {
+		if (r->col + sh->head > max || sh->longest > max)
+			return not_lines(r);
+		r->col = sh->tail;
+	}
+	if (r->col > max)
+		return not_lines(r);
+	r->pending = s[n - 1] == '\n';
+	return put(r, s, n);
 }
 
 static const char *const html_entity[256] = {
@@ -232,6 +305,126 @@ static int truthy(const struct render *r, struct tpl_val v, enum tpl_kind k)
 	}
 }
 
+/* What a value holds, as tpl_render_lines cares: looked at sixteen bytes
+ * at a time (GCC vector extensions: SSE2 on x86-64, NEON on ARM). */
+#define VALUE_BREAK 1u   /* CR, LF or NUL */
+#define VALUE_HIGH  2u   /* a byte >= 0x80 */
+#define VALUE_HTML  4u   /* a character HTML escaping replaces */
+#define VALUE_WATCH 8u   /* the watch byte (tpl_lines_new) */
+#define VALUE_LOOSE 16u  /* a TAB, or maybe two SPs in a row */
+
+typedef signed char vec16 __attribute__((vector_size(16)));
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
+
+static inline vec16 splat16(char c)
+{
+	return (vec16){ c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c };
+}
+
+/* The bytes of s[0..n), 0 < n < 16, in sixteen lanes (some twice; for
+ * n < 4 the others are 'a'), built in registers: a short memcpy into a
+ * vector on the stack read back whole would stall on store forwarding. */
+static inline vec16 load_short(const char *s, size_t n)
+{
+	uint64_t a, b;
+
+	if (n >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+	} else if (n >= 4) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		a = b = x | (uint64_t)y << 32;
+	} else {
+		a = b = 0x6161616161000000ull | (uint64_t)(unsigned char)s[n - 1] << 16 |
+			(uint64_t)(unsigned char)s[n / 2] << 8 | (unsigned char)s[0];
+	}
+	return (vec16)(u64x2){ a, b };
+}
+
+/* The VALUE_* bits s[0..n) has. Each lane gathers the bits of its bytes,
+ * and the lanes are folded into one byte at the end. */
+static unsigned value_class(const char *s, size_t n, unsigned char watch, int html)
+{
+	vec16 cls = splat16(0), v;
+	uint64_t pairs = 0;
+	/* a watch byte of 0 would match NUL, which VALUE_BREAK covers anyway */
+	const vec16 w = splat16(watch ? (char)watch : '\r');
+	size_t i = 0;
+
+	if (n == 0)
+		return 0;
+	for (;;) {
+		/* whole blocks, then the last sixteen bytes (overlapping);
+		 * adjacent: the lane pairs within each half (byte k: lanes k and
+		 * k + 1) that hold bytes next to each other in s; cross: lanes
+		 * 7 and 8 do */
+		uint64_t adjacent = ~0ull;
+		int cross = 1;
+		if (n - i > 16) {
+			memcpy(&v, s + i, 16);
+		} else if (n >= 16) {
+			memcpy(&v, s + n - 16, 16);
+		} else {
+			static const uint64_t short_adjacent[8] = {
+				0, 0, 0xff, 0xffff, ~(0xffull << 24), ~(0xffull << 24),
+				~(0xffull << 24), ~(0xffull << 24),
+			};
+			v = load_short(s, n);
+			adjacent = n >= 8 ? ~0ull : short_adjacent[n];
+			cross = 0;
+		}
+		cls |= ((v == splat16(0)) | (v == splat16('\r')) | (v == splat16('\n'))) &
+		       splat16(VALUE_BREAK);
+		cls |= (v < splat16(0)) & splat16(VALUE_HIGH);
+		cls |= (v == w) & splat16(VALUE_WATCH);
+		cls |= (v == splat16('\t')) & splat16(VALUE_LOOSE);
+		if (html)
+			cls |= ((v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
+				(v == splat16('"')) | (v == splat16('\''))) & splat16(VALUE_HTML);
+		/* SP lanes next to each other in s (the halves taken out as
+		 * integers in registers, not through memory) */
+		u64x2 sp = (u64x2)(v == splat16(' '));
+		u64x2 next = sp & sp >> 8;
+		pairs |= (next[0] | next[1]) & adjacent;
+		if (cross)
+			pairs |= sp[0] >> 56 & sp[1];
+		if (n - i <= 16)
+			break;
+		i += 16;
+	}
+	uint64_t a = ((u64x2)cls)[0] | ((u64x2)cls)[1];
+	a |= a >> 32;
+	a |= a >> 16;
+	a |= a >> 8;
+	return (unsigned)(a & 0xff) | (pairs ? VALUE_LOOSE : 0);
+}
+
+/* Lines: a value, which must hold no line end (a CR or LF would need a
+ * look at what is around it) and no NUL, and non-ASCII only when allowed. */
+static int put_value_lines(struct render *r, const char *s, size_t n, int html)
+{
+	size_t start = r->out->len;
+	unsigned cls = value_class(s, n, r->lines->watch, html);
+
+	if (cls & VALUE_BREAK)
+		return not_lines(r);
+	if (cls & VALUE_HIGH) {
+		if (!r->lo->allow_8bit || utf8_check(s, n) != n)
+			return not_lines(r);
+		r->lo->non_ascii = 1;
+	}
+	if (cls & VALUE_WATCH)
+		r->lo->watched = 1;
+	if (n)
+		track_space(r, (unsigned char)s[0], (unsigned char)s[n - 1], (cls & VALUE_LOOSE) != 0);
+	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
+		return -1;
+	r->col += r->out->len - start;
+	return r->col > r->lo->max_line ? not_lines(r) : 0;
+}
+
 static int put_value(struct render *r, struct tpl_val v, int raw)
 {
 	char scratch[TPL_SCRATCH];
@@ -255,6 +448,8 @@ static int put_value(struct render *r, struct tpl_val v, int raw)
 	default:
 		return 0;
 	}
+	if (r->lines)
+		return put_value_lines(r, s, n, !raw && r->esc == TPL_ESCAPE_HTML);
 	return raw || r->esc == TPL_ESCAPE_NONE ? put(r, s, n) : put_html(r, s, n);
 }
 
@@ -447,7 +642,8 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 
 		switch (op->code) {
 		case TPL_OP_TEXT:
-			rc = put_text(r, t->pool + op->a, op->b);
+			rc = r->lines ? put_text_lines(r, &r->lines->shape[i])
+				      : put_text(r, t->pool + op->a, op->b);
 			i++;
 			break;
 		case TPL_OP_VAR:
@@ -483,8 +679,10 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 	return 0;
 }
 
-int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
-	       unsigned flags, struct tpl_buf *out, struct tpl_error *err)
+/* The walk both entry points make; lines and lo are NULL for tpl_render. */
+static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
+		       unsigned flags, struct tpl_buf *out, struct tpl_error *err,
+		       const struct tpl_lines *lines, struct tpl_lines_out *lo)
 {
 	struct render r;   /* not zeroed whole: the memo's values need no init */
 	struct ctx root = { d->root, NULL };
@@ -500,11 +698,36 @@ int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape es
 	r.indent = NULL;
 	r.pending = 0;
 	r.depth = 0;
+	r.lines = lines;
+	r.lo = lo;
+	r.col = 0;
+	r.last_space = 0;
+	r.not_lines = 0;
 	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;
 	int rc = render_range(&r, t->units[0].begin, t->units[0].end, &root, NULL);
-	if (rc < 0)
+	if (lo && r.last_space)
+		lo->loose_space = 1;   /* a line end or the end follows it */
+	if (rc < 0) {
 		out->len = start;
-	return rc;
+		return r.not_lines ? TPL_NOT_LINES : -1;
+	}
+	return 0;
+}
+
+int tpl_render(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
+	       unsigned flags, struct tpl_buf *out, struct tpl_error *err)
+{
+	return render_main(t, d, esc, flags, out, err, NULL, NULL);
+}
+
+int tpl_render_lines(const struct tpl *t, const struct tpl_lines *l, const struct tpl_data *d,
+		     enum tpl_escape esc, unsigned flags, struct tpl_buf *out,
+		     struct tpl_lines_out *lo, struct tpl_error *err)
+{
+	lo->non_ascii = 0;
+	lo->watched = 0;
+	lo->loose_space = 0;
+	return render_main(t, d, esc, flags, out, err, l, lo);
 }

@@ -11,7 +11,7 @@ PY=/usr/bin/python3
 say() { printf '== %s\n' "$*"; }
 
 # --- 1. packages -------------------------------------------------------------
-PKGS=(meson ninja-build pkg-config gcc liburing-dev libwolfssl-dev libhiredis-dev
+PKGS=(meson ninja-build pkg-config gcc liburing-dev libwolfssl-dev libssl-dev libhiredis-dev
       libcsv-dev libjansson-dev libidn2-dev postfix python3 python3-aiosmtpd python3-dkim openssl
       ca-certificates time coreutils swaks libnet-ssleay-perl
       # exim4-daemon-light's own libraries (the package itself is unpacked, not installed)

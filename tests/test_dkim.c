@@ -111,6 +111,15 @@ static void test_canon_header(void)
 		{ "Name\t :  a \t b  ", "name:a b" },
 		{ "Subject:\r\n Zam\xc3\xb3wienie  \xe2\x80\x94\tx", "subject:Zam\xc3\xb3wienie \xe2\x80\x94 x" },
 		{ "From:a:b: c", "from:a:b: c" },
+		/* values copied whole when they are canonical already, and
+		 * those that only nearly are */
+		{ "Subject: Your offers, week 5", "subject:Your offers, week 5" },
+		{ "Subject:  a b", "subject:a b" },
+		{ "Subject: a  b", "subject:a b" },
+		{ "Subject: a b ", "subject:a b" },
+		{ "Subject: a\tb", "subject:a b" },
+		{ "Subject: a\rb", "subject:a\rb" },
+		{ "Subject: a", "subject:a" },
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		for (int crlf = 0; crlf <= 1; crlf++) {
@@ -215,6 +224,69 @@ static void test_canon_body(void)
 			 out, sizeof out);
 	sha256_b64(out, got, b64);
 	T_EQ_STR(b64, "2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=");
+}
+
+/* Bodies made of the bytes the canonicaliser cares about, long enough for
+ * its sixteen-at-a-time scan: fed whole, they must canonicalise as they do
+ * one byte at a time (where every byte goes through the state machine). */
+static void test_canon_body_random(void)
+{
+	static const char alphabet[] = { 'a', 'b', ' ', ' ', '\t', '\r', '\n', '\r', '\n' };
+	static char in[300], whole[700], bytewise[700];
+	uint32_t seed = 12345;
+
+	for (int round = 0; round < 3000; round++) {
+		size_t len = 20 + (size_t)(round % 280);
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = alphabet[(seed >> 16) % sizeof alphabet];
+		}
+		size_t a = canon_body(in, len, len, 0, whole, sizeof whole);
+		size_t b = canon_body(in, len, 0, 1, bytewise, sizeof bytewise);
+		if (a != b || memcmp(whole, bytewise, a) != 0) {
+			T_FAIL("round %d: whole and byte-wise canonical bodies differ", round);
+			return;
+		}
+		t_checks++;
+	}
+}
+
+/* Bodies without loose whitespace (no TAB, no SP before SP or CR, no CR
+ * alone) but with empty lines anywhere: dkim_body_feed_canonical must give
+ * what dkim_body_feed gives. */
+static void test_canon_body_known(void)
+{
+	static const char *const pieces[] = { "a", "bc", " ", "\r\n", "\r\n\r\n", "\n" };
+	static char in[400], plain[900], known[900];
+	uint32_t seed = 777;
+
+	for (int round = 0; round < 3000; round++) {
+		size_t len = 0;
+		for (int k = round % 40; k > 0; k--) {
+			seed = seed * 1103515245u + 12345u;
+			const char *p = pieces[(seed >> 16) % (sizeof pieces / sizeof pieces[0])];
+			size_t pl = strlen(p);
+			/* no SP before SP or CR */
+			if (len > 0 && in[len - 1] == ' ' && (p[0] == ' ' || p[0] == '\r'))
+				continue;
+			memcpy(in + len, p, pl);
+			len += pl;
+		}
+		if (len > 0 && in[len - 1] == ' ')
+			len--;
+		size_t a = canon_body(in, len, len, 0, plain, sizeof plain);
+		struct buf b = { known, 0, sizeof known, 0 };
+		const struct dkim_sink sink = { buf_write, &b };
+		struct dkim_body body;
+		dkim_body_init(&body, &sink);
+		dkim_body_feed_canonical(&body, in, len);
+		dkim_body_end(&body);
+		if (a != b.len || memcmp(plain, known, a) != 0) {
+			T_FAIL("round %d: dkim_body_feed_canonical differs on \"%.*s\"", round, (int)len, in);
+			return;
+		}
+		t_checks++;
+	}
 }
 
 /* ---- header fields ----------------------------------------------------------- */
@@ -859,6 +931,8 @@ int main(void)
 {
 	test_canon_header();
 	test_canon_body();
+	test_canon_body_random();
+	test_canon_body_known();
 	test_split_fields();
 	test_rfc8463();
 	test_fixtures();

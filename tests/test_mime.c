@@ -1778,6 +1778,55 @@ static void test_message_random(void)
 	mime_builder_free(b);
 }
 
+/* A builder remembers header fields from one message to the next: what
+ * it writes must follow the values, the names (even in the same memory)
+ * and the options as they change. */
+static void test_message_header_memo(void)
+{
+	char name[8] = "Subject", from[40] = "Ann <ann@example.test>", value[16] = "one";
+	struct mime_header_value hs[2] = { { "From", 4, from, 0 }, { name, 7, value, 0 } };
+	struct mime_builder *b = mime_builder_new();
+	struct mime_message_parts in = { hs, 2, "x", 1, NULL, 0, NULL, 0 };
+	struct mime_message_opts o = default_opts;
+	struct mime_message_info info;
+	struct bytebuf out;
+	static const struct {
+		const char *name, *from, *value;
+		const char *want, *envelope;   /* want NULL: the build fails */
+	} steps[] = {
+		{ "Subject", "Ann <ann@example.test>", "one", "\r\nSubject: one\r\n", "ann@example.test" },
+		{ "Subject", "Ann <ann@example.test>", "one", "\r\nSubject: one\r\n", "ann@example.test" },
+		{ "Subject", "Ann <ann@example.test>", "two", "\r\nSubject: two\r\n", "ann@example.test" },
+		{ "Keyword", "Ann <ann@example.test>", "two", "\r\nKeyword: two\r\n", "ann@example.test" },
+		{ "Keyword", "Bob <bob@example.test>", "two", "\r\nFrom: Bob <bob@example.test>\r\n",
+		  "bob@example.test" },
+		{ "Keyword", "Bob", "two", NULL, NULL },
+		{ "Keyword", "Ann <ann@example.test>", "two", "\r\nFrom: Ann <ann@example.test>\r\n",
+		  "ann@example.test" },
+	};
+
+	bytebuf_init(&out, BUF_MAX);
+	for (size_t i = 0; b && i < sizeof steps / sizeof steps[0]; i++) {
+		memcpy(name, steps[i].name, 7);
+		snprintf(from, sizeof from, "%s", steps[i].from);
+		snprintf(value, sizeof value, "%s", steps[i].value);
+		hs[0].value_len = strlen(from);
+		hs[1].value_len = strlen(value);
+		bytebuf_clear(&out);
+		int r = mime_build(b, &in, &o, &out, &info);
+		if (!steps[i].want) {
+			T_EQ_INT(r, -1);
+			continue;
+		}
+		T_EQ_INT(r, 0);
+		T_TRUE(memmem(out.data, out.len, steps[i].want, strlen(steps[i].want)) != NULL);
+		T_EQ_INT(count_headers(out.data, out.len, steps[i].name), 1);
+		T_EQ_STR(info.envelope_from, steps[i].envelope);
+	}
+	bytebuf_free(&out);
+	mime_builder_free(b);
+}
+
 int main(void)
 {
 	guard_init_size(1u << 16);
@@ -1802,5 +1851,6 @@ int main(void)
 	test_message_shapes();
 	test_message_boundary();
 	test_message_random();
+	test_message_header_memo();
 	return t_done("test_mime");
 }

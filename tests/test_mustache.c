@@ -829,6 +829,157 @@ static void test_scan_guarded(void)
 	}
 }
 
+/* ---- rendering as CRLF lines (tpl_render_lines) ---- */
+
+/* Renders tmpl with vars as lines, max_line and allow_8bit as given;
+ * returns the output, "NOT_LINES", or the error. *non_ascii is what the
+ * render said. */
+static const char *lines(const char *tmpl, const char *vars, size_t max_line, int allow_8bit,
+			 int *non_ascii)
+{
+	static char text[8192];
+	struct tpl *t = compile_with(tmpl, layout_partials);
+	struct tpl_lines *l = t ? tpl_lines_new(t, 0) : NULL;
+	json_t *data = json_loads(vars, JSON_DECODE_ANY, NULL);
+	struct tpl_lines_out lo = { .max_line = max_line, .allow_8bit = allow_8bit };
+	const char *res = err.msg;
+
+	if (t && l && data) {
+		struct tpl_data d = tpl_json_data(data);
+		out.len = 0;
+		int rc = tpl_render_lines(t, l, &d, TPL_ESCAPE_HTML, 0, &out, &lo, &err);
+		*non_ascii = lo.non_ascii;
+		if (rc == TPL_NOT_LINES)
+			res = out.len == 0 ? "NOT_LINES" : "NOT_LINES with output left";
+		else if (rc == 0)
+			snprintf(text, sizeof text, "%.*s", (int)out.len, out.data ? out.data : ""), res = text;
+	}
+	json_decref(data);
+	tpl_lines_free(l);
+	tpl_free(t);
+	return res;
+}
+
+static void test_lines(void)
+{
+	static const struct {
+		const char *tmpl, *vars;
+		size_t max;
+		int allow_8bit, non_ascii;
+		const char *want;
+	} cases[] = {
+		{ "a\nb {{x}}\n", "{\"x\":\"<1>\"}", 998, 0, 0, "a\r\nb &lt;1&gt;\r\n" },
+		{ "a\r\nb\n", "{}", 998, 0, 0, "a\r\nb\r\n" },
+		{ "{{x}}", "{\"x\":\"a\\nb\"}", 998, 1, 0, "NOT_LINES" },
+		{ "{{x}}", "{\"x\":\"a\\rb\"}", 998, 1, 0, "NOT_LINES" },
+		{ "a\rb", "{}", 998, 1, 0, "NOT_LINES" },
+		{ "{{x}}!", "{\"x\":\"caf\u00e9\"}", 998, 1, 1, "caf\xc3\xa9!" },
+		{ "{{x}}!", "{\"x\":\"caf\u00e9\"}", 998, 0, 0, "NOT_LINES" },
+		{ "caf\xc3\xa9", "{}", 998, 0, 0, "NOT_LINES" },
+		{ "{{#s}}caf\xc3\xa9{{/s}}ok", "{}", 998, 0, 0, "ok" },
+		/* line lengths: text and values on one line, CRLF not counted */
+		{ "12345\n1234{{x}}\n", "{\"x\":\"5\"}", 5, 0, 0, "12345\r\n12345\r\n" },
+		{ "12345\n1234{{x}}\n", "{\"x\":\"56\"}", 5, 0, 0, "NOT_LINES" },
+		{ "123456\n", "{}", 5, 0, 0, "NOT_LINES" },
+		{ "1\n123456\n1\n", "{}", 5, 0, 0, "NOT_LINES" },
+		{ "{{x}}{{x}}{{x}}", "{\"x\":\"ab\"}", 5, 0, 0, "NOT_LINES" },
+		/* a standalone partial's indentation counts too */
+		{ "  {{>item}}\n", "{\"name\":\"ab\"}", 13, 0, 0, "  <li>ab</li>\r\n" },
+		{ "  {{>item}}\n", "{\"name\":\"ab\"}", 12, 0, 0, "NOT_LINES" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int non_ascii = -1;
+		const char *got = lines(cases[i].tmpl, cases[i].vars, cases[i].max, cases[i].allow_8bit,
+					&non_ascii);
+		if (strcmp(got, cases[i].want) != 0)
+			T_FAIL("lines case %zu: got \"%s\", want \"%s\"", i, got, cases[i].want);
+		else if (strcmp(got, "NOT_LINES") != 0 && non_ascii != cases[i].non_ascii)
+			T_FAIL("lines case %zu: non_ascii %d, want %d", i, non_ascii, cases[i].non_ascii);
+		t_checks++;
+	}
+}
+
+/* loose_space: whitespace DKIM's relaxed canonicalisation would change.
+ * Values of every length up to 40 made of 'a', 'b' and SP, between two
+ * letters: loose exactly when a value holds two SPs in a row (the value
+ * scan looks at sixteen bytes at a time, and at short values in pieces). */
+static void test_lines_loose_values(void)
+{
+	struct tpl *t = compile_with("x{{v}}y", NULL);
+	struct tpl_lines *l = t ? tpl_lines_new(t, 0) : NULL;
+	uint32_t seed = 99;
+	char v[41], vars[128];
+
+	for (int round = 0; l && round < 4000; round++) {
+		size_t n = (size_t)round % 41;
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			v[i] = "ab  "[(seed >> 16) % 4];
+		}
+		v[n] = '\0';
+		snprintf(vars, sizeof vars, "{\"v\":\"%s\"}", v);
+		json_t *data = json_loads(vars, 0, NULL);
+		struct tpl_data d = tpl_json_data(data);
+		struct tpl_lines_out lo = { .max_line = 998 };
+		out.len = 0;
+		int rc = tpl_render_lines(t, l, &d, TPL_ESCAPE_NONE, 0, &out, &lo, &err);
+		json_decref(data);
+		if (rc != 0 || lo.loose_space != (strstr(v, "  ") != NULL)) {
+			T_FAIL("value \"%s\": rc %d, loose_space %d", v, rc, lo.loose_space);
+			break;
+		}
+		t_checks++;
+	}
+	tpl_lines_free(l);
+	tpl_free(t);
+}
+
+/* What a render reports besides its text: whether it wrote the watch byte
+ * ('_' here), and loose whitespace, also across the seams between text
+ * and values and at the end. */
+static void test_lines_reports(void)
+{
+	static const struct {
+		const char *tmpl, *vars;
+		int watched, loose;
+	} cases[] = {
+		{ "a_b", "{}", 1, 0 },
+		{ "ab{{x}}", "{\"x\":\"c_d\"}", 1, 0 },
+		{ "ab{{x}}", "{\"x\":\"cd\"}", 0, 0 },
+		{ "{{#s}}_{{/s}}ab", "{}", 0, 0 },
+		{ "a {{v}} b\n", "{\"v\":\"x\"}", 0, 0 },
+		{ "a {{v}} b\n", "{\"v\":\" x\"}", 0, 1 },
+		{ "a {{v}} b\n", "{\"v\":\"x \"}", 0, 1 },
+		{ "a{{v}}\n", "{\"v\":\"x \"}", 0, 1 },
+		{ "a{{v}}", "{\"v\":\"x \"}", 0, 1 },
+		{ "a {{v}}\n", "{\"v\":\"\"}", 0, 1 },
+		{ "a\tb\n", "{}", 0, 1 },
+		{ "a  b\n", "{}", 0, 1 },
+		{ "a \nb\n", "{}", 0, 1 },
+		{ "a b\n c\n", "{}", 0, 0 },
+		{ "{{v}}\n", "{\"v\":\"a\\tb\"}", 0, 1 },
+		{ "  {{>inline}}\n", "{}", 0, 1 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct tpl *t = compile_with(cases[i].tmpl, layout_partials);
+		struct tpl_lines *l = t ? tpl_lines_new(t, '_') : NULL;
+		json_t *data = json_loads(cases[i].vars, 0, NULL);
+		struct tpl_lines_out lo = { .max_line = 998 };
+		struct tpl_data d = tpl_json_data(data);
+
+		out.len = 0;
+		if (!l || !data || tpl_render_lines(t, l, &d, TPL_ESCAPE_NONE, 0, &out, &lo, &err) != 0)
+			T_FAIL("report case %zu: no render", i);
+		else if (lo.watched != cases[i].watched || lo.loose_space != cases[i].loose)
+			T_FAIL("report case %zu: watched %d, loose_space %d; want %d, %d", i, lo.watched,
+			       lo.loose_space, cases[i].watched, cases[i].loose);
+		t_checks++;
+		json_decref(data);
+		tpl_lines_free(l);
+		tpl_free(t);
+	}
+}
+
 int main(void)
 {
 	tpl_buf_init(&out, 0);
@@ -849,6 +1000,9 @@ int main(void)
 	test_dir_loader();
 	test_row_adapter();
 	test_scan_guarded();
+	test_lines();
+	test_lines_loose_values();
+	test_lines_reports();
 	tpl_buf_free(&out);
 	return t_done("test_mustache");
 }
