@@ -52,9 +52,10 @@ static void chunk_flush(struct chunk *c)
 	c->n = 0;
 }
 
-/* Whether a value (WSP after the colon skipped) is its own canonical form:
- * no fold (CR), no TAB, no SP next to SP, no SP at its end. Most fields
- * are; they are copied whole. */
+/* Whether a stretch of a value (from a byte that is not WSP) is its own
+ * canonical form: no CR, no TAB, no SP next to SP, no SP at its end. Most
+ * fields, and the stretches between the folds of the others, are; they are
+ * copied whole. */
 static int value_is_canonical(const char *v, size_t n)
 {
 	if (n == 0 || memchr(v, '\r', n) || memchr(v, '\t', n) || v[n - 1] == ' ')
@@ -68,6 +69,43 @@ static int value_is_canonical(const char *v, size_t n)
 			return 0;
 	}
 	return 1;
+}
+
+/* A field's value, from after the colon to end, canonical: unfolding
+ * removes the CRLFs; the WSP after each stays and joins the run it is part
+ * of. A run becomes one SP, except at the value's start and end where it
+ * goes. */
+static void canon_value(struct chunk *c, const char *p, const char *end)
+{
+	int wsp = 0, started = 0;
+
+	while (p < end) {
+		if (*p == '\r' && p + 1 < end && p[1] == '\n') {
+			p += 2;
+			continue;
+		}
+		if (IS_WSP(*p)) {
+			wsp = 1;
+			p++;
+			continue;
+		}
+		/* the stretch up to the next fold (or CR) or the end, when it
+		 * needs no change; else a word: up to WSP or CR (a CR alone is
+		 * part of it) */
+		const char *cr = memchr(p, '\r', (size_t)(end - p));
+		const char *q = cr ? cr : end;
+		if (q == p || !value_is_canonical(p, (size_t)(q - p))) {
+			q = p + 1;
+			while (q < end && !IS_WSP(*q) && *q != '\r')
+				q++;
+		}
+		if (wsp && started)
+			chunk_put(c, ' ');
+		chunk_append(c, p, (size_t)(q - p));
+		wsp = 0;
+		started = 1;
+		p = q;
+	}
 }
 
 void dkim_canon_header(const char *field, size_t len, int crlf, const struct dkim_sink *out)
@@ -84,39 +122,7 @@ void dkim_canon_header(const char *field, size_t len, int crlf, const struct dki
 	}
 	if (colon) {
 		chunk_put(&c, ':');
-		/* Unfolding removes the CRLFs; the WSP after each stays and joins
-		 * the run it is part of. A run becomes one SP, except at the
-		 * value's start and end where it goes. */
-		int wsp = 0, started = 0;
-		const char *p = colon + 1, *end = field + len;
-		while (p < end && IS_WSP(*p))
-			p++;
-		if (p < end && value_is_canonical(p, (size_t)(end - p))) {
-			chunk_append(&c, p, (size_t)(end - p));
-			p = end;
-		}
-		while (p < end) {
-			if (*p == '\r' && p + 1 < end && p[1] == '\n') {
-				p += 2;
-				continue;
-			}
-			if (IS_WSP(*p)) {
-				wsp = 1;
-				p++;
-				continue;
-			}
-			/* a word: up to WSP or CR, copied whole (a CR alone is
-			 * part of it) */
-			const char *q = p + 1;
-			while (q < end && !IS_WSP(*q) && *q != '\r')
-				q++;
-			if (wsp && started)
-				chunk_put(&c, ' ');
-			chunk_append(&c, p, (size_t)(q - p));
-			wsp = 0;
-			started = 1;
-			p = q;
-		}
+		canon_value(&c, colon + 1, field + len);
 	}
 	if (crlf) {
 		chunk_put(&c, '\r');

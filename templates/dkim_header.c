@@ -56,16 +56,16 @@ void dkim_sha_write(void *arg, const void *p, size_t n)
 }
 
 /* Returns the offset of the CR of the CRLF that ends the line starting at i,
- * or -1 when the line holds a bare CR or LF or has no CRLF. */
+ * or -1 when the line holds a bare CR or LF or has no CRLF. The line's LF is
+ * found first and the CR looked for before it (memchr, not a byte loop). */
 static ssize_t line_end(const char *h, size_t i, size_t len)
 {
-	for (; i < len; i++) {
-		if (h[i] == '\n')
-			return -1;
-		if (h[i] == '\r')
-			return i + 1 < len && h[i + 1] == '\n' ? (ssize_t)i : -1;
-	}
-	return -1;
+	const char *lf = i < len ? memchr(h + i, '\n', len - i) : NULL;
+
+	if (!lf || lf == h + i || lf[-1] != '\r')
+		return -1;
+	size_t cr = (size_t)(lf - 1 - h);
+	return memchr(h + i, '\r', cr - i) ? -1 : (ssize_t)cr;
 }
 
 /* ftext (RFC 5322 3.6.8): printable ASCII but the colon. */

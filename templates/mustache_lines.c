@@ -80,14 +80,16 @@ static void prepare_text(struct tpl_lines *l, size_t *used, const struct tpl_op 
 	const char *s = l->t->pool + op->a;
 	size_t n = op->b;
 
+	int non_ascii = utf8_has_non_ascii(s, n);
+
 	sh->off = (uint32_t)*used;
-	sh->non_ascii = utf8_has_non_ascii(s, n);
-	sh->watched = l->watch && memchr(s, l->watch, n) != NULL;
-	sh->unfit = memchr(s, '\0', n) != NULL || has_lone_cr(s, n) ||
-		    (sh->non_ascii && utf8_check(s, n) != n);
 	sh->len = (uint32_t)to_crlf(l->pool + *used, s, n);
 	measure(sh, l->pool + *used, sh->len);
-	sh->loose = has_loose_space(l->pool + *used, sh->len);
+	sh->has = (non_ascii ? TPL_HAS_NON_ASCII : 0) |
+		  (l->watch && memchr(s, l->watch, n) ? TPL_HAS_WATCH : 0) |
+		  (has_loose_space(l->pool + *used, sh->len) ? TPL_HAS_LOOSE : 0) |
+		  (memchr(s, '\0', n) || has_lone_cr(s, n) || (non_ascii && utf8_check(s, n) != n)
+			   ? TPL_HAS_UNFIT : 0);
 	sh->first = sh->len ? (uint8_t)l->pool[*used] : 0;
 	sh->last = sh->len ? (uint8_t)l->pool[*used + sh->len - 1] : 0;
 	*used += sh->len;

@@ -76,6 +76,13 @@ struct tpl {
 	size_t nunits;
 };
 
+/* What text holds, as bits: a text op's (struct tpl_text_shape) and what
+ * tpl_render_lines has written so far. */
+#define TPL_HAS_NON_ASCII 0x1u   /* a byte >= 0x80 */
+#define TPL_HAS_WATCH     0x2u   /* the watch byte (tpl_lines_new) */
+#define TPL_HAS_LOOSE     0x4u   /* whitespace DKIM's relaxed canonicalisation changes */
+#define TPL_HAS_UNFIT     0x8u   /* a CR alone, a NUL or invalid UTF-8: not for lines */
+
 /* A text op as tpl_render_lines writes it (struct tpl_lines). */
 struct tpl_text_shape {
 	uint32_t off, len;      /* the CRLF text in the lines pool */
@@ -83,10 +90,7 @@ struct tpl_text_shape {
 	uint32_t tail;          /* octets after its last line end */
 	uint32_t longest;       /* the longest line between two of its line ends */
 	uint8_t eol;            /* it holds a line end */
-	uint8_t non_ascii;      /* it holds a byte >= 0x80 */
-	uint8_t unfit;          /* a CR alone, a NUL or invalid UTF-8: not for lines */
-	uint8_t watched;        /* it holds the watch byte */
-	uint8_t loose;          /* a TAB, or a SP before SP or CR, in it */
+	uint8_t has;            /* TPL_HAS_* (LOOSE: a TAB, or a SP before SP or CR) */
 	uint8_t first, last;    /* its first and last bytes (0 when empty) */
 };
 

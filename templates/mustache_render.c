@@ -61,6 +61,8 @@ struct render {
 	struct tpl_lines_out *lo;
 	size_t col;            /* lines: octets on the line being written */
 	int last_space;        /* lines: the last byte written is a SP */
+	unsigned seen;         /* lines: TPL_HAS_* of what was written */
+	unsigned bail;         /* lines: TPL_HAS_* that text may not have */
 	int not_lines;         /* lines: the output cannot be written as lines */
 	uint8_t memo_state[ROOT_MEMO];
 	struct tpl_val memo[ROOT_MEMO];   /* valid where memo_state says found */
@@ -133,20 +135,20 @@ static int put_indent(struct render *r, const struct indent *in)
 	if (put_indent(r, in->up) < 0)
 		return -1;
 	r->col += in->len;
-	if (r->lo && in->len)
-		r->lo->loose_space = 1;   /* a line starting with WSP: not worth a closer look */
+	if (in->len)
+		r->seen |= TPL_HAS_LOOSE;   /* a line starting with WSP: not worth a closer look */
 	return put(r, in->s, in->len);
 }
 
 /* Lines: the next bytes written start with first and end with last (each
- * 0 when there are none); loose says whether they hold loose whitespace
- * themselves. Keeps lo->loose_space, which also looks across the seam. */
-static void track_space(struct render *r, unsigned char first, unsigned char last, int loose)
+ * 0 when there are none). Loose whitespace across the seam with what came
+ * before sets TPL_HAS_LOOSE (within them, their own TPL_HAS_* say it). */
+static void track_space(struct render *r, unsigned char first, unsigned char last)
 {
 	if (!first)
 		return;
-	if (loose || (r->last_space && (first == ' ' || first == '\t' || first == '\r')))
-		r->lo->loose_space = 1;
+	if (r->last_space && (first == ' ' || first == '\t' || first == '\r'))
+		r->seen |= TPL_HAS_LOOSE;
 	r->last_space = last == ' ';
 }
 
@@ -207,11 +209,10 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	const char *s = r->lines->pool + sh->off;
 	size_t n = sh->len, max = r->lo->max_line;
 
-	if (sh->unfit || (sh->non_ascii && !r->lo->allow_8bit))
+	if (sh->has & r->bail)
 		return not_lines(r);
-	r->lo->non_ascii |= sh->non_ascii;
-	r->lo->watched |= sh->watched;
-	track_space(r, sh->first, sh->last, sh->loose);
+	r->seen |= sh->has;
+	track_space(r, sh->first, sh->last);
 	if (r->indent || n == 0)
 		return put_text(r, s, n);
 	if (!sh->eol) {
@@ -307,11 +308,11 @@ static int truthy(const struct render *r, struct tpl_val v, enum tpl_kind k)
 
 /* What a value holds, as tpl_render_lines cares: looked at sixteen bytes
  * at a time (GCC vector extensions: SSE2 on x86-64, NEON on ARM). */
-#define VALUE_BREAK 1u   /* CR, LF or NUL */
-#define VALUE_HIGH  2u   /* a byte >= 0x80 */
-#define VALUE_HTML  4u   /* a character HTML escaping replaces */
-#define VALUE_WATCH 8u   /* the watch byte (tpl_lines_new) */
-#define VALUE_LOOSE 16u  /* a TAB, or maybe two SPs in a row */
+#define VALUE_HIGH  TPL_HAS_NON_ASCII
+#define VALUE_WATCH TPL_HAS_WATCH
+#define VALUE_LOOSE TPL_HAS_LOOSE   /* a TAB, or two SPs in a row */
+#define VALUE_BREAK 0x10u           /* CR, LF or NUL */
+#define VALUE_HTML  0x20u           /* a character HTML escaping replaces */
 
 typedef signed char vec16 __attribute__((vector_size(16)));
 typedef uint64_t u64x2 __attribute__((vector_size(16)));
@@ -408,17 +409,11 @@ static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 	size_t start = r->out->len;
 	unsigned cls = value_class(s, n, r->lines->watch, html);
 
-	if (cls & VALUE_BREAK)
+	if (cls & (VALUE_BREAK | r->bail) || (cls & VALUE_HIGH && utf8_check(s, n) != n))
 		return not_lines(r);
-	if (cls & VALUE_HIGH) {
-		if (!r->lo->allow_8bit || utf8_check(s, n) != n)
-			return not_lines(r);
-		r->lo->non_ascii = 1;
-	}
-	if (cls & VALUE_WATCH)
-		r->lo->watched = 1;
+	r->seen |= cls & (VALUE_HIGH | VALUE_WATCH | VALUE_LOOSE);
 	if (n)
-		track_space(r, (unsigned char)s[0], (unsigned char)s[n - 1], (cls & VALUE_LOOSE) != 0);
+		track_space(r, (unsigned char)s[0], (unsigned char)s[n - 1]);
 	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
 		return -1;
 	r->col += r->out->len - start;
@@ -702,13 +697,20 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	r.lo = lo;
 	r.col = 0;
 	r.last_space = 0;
+	r.seen = 0;
+	r.bail = lo && lo->allow_8bit ? TPL_HAS_UNFIT : TPL_HAS_UNFIT | TPL_HAS_NON_ASCII;
 	r.not_lines = 0;
 	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;
 	int rc = render_range(&r, t->units[0].begin, t->units[0].end, &root, NULL);
-	if (lo && r.last_space)
-		lo->loose_space = 1;   /* a line end or the end follows it */
+	if (r.last_space)
+		r.seen |= TPL_HAS_LOOSE;   /* a line end or the end follows it */
+	if (lo) {
+		lo->non_ascii = (r.seen & TPL_HAS_NON_ASCII) != 0;
+		lo->watched = (r.seen & TPL_HAS_WATCH) != 0;
+		lo->loose_space = (r.seen & TPL_HAS_LOOSE) != 0;
+	}
 	if (rc < 0) {
 		out->len = start;
 		return r.not_lines ? TPL_NOT_LINES : -1;
@@ -726,8 +728,5 @@ int tpl_render_lines(const struct tpl *t, const struct tpl_lines *l, const struc
 		     enum tpl_escape esc, unsigned flags, struct tpl_buf *out,
 		     struct tpl_lines_out *lo, struct tpl_error *err)
 {
-	lo->non_ascii = 0;
-	lo->watched = 0;
-	lo->loose_space = 0;
 	return render_main(t, d, esc, flags, out, err, l, lo);
 }

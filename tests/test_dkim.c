@@ -120,6 +120,10 @@ static void test_canon_header(void)
 		{ "Subject: a\tb", "subject:a b" },
 		{ "Subject: a\rb", "subject:a\rb" },
 		{ "Subject: a", "subject:a" },
+		{ "DKIM-Signature: v=1; a=x;\r\n d=y; h=a:b:\r\n c; bh=z;\r\n b=",
+		  "dkim-signature:v=1; a=x; d=y; h=a:b: c; bh=z; b=" },
+		{ "Subject: a b\r\n\tc  d \r\n e", "subject:a b c d e" },
+		{ "Subject: a\rb c\r\n d", "subject:a\rb c d" },
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		for (int crlf = 0; crlf <= 1; crlf++) {
