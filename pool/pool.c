@@ -126,6 +126,12 @@ static void fail_queue(struct pool_dest *d)
 
 /* ---- sessions ----------------------------------------------------------- */
 
+/* The sessions the destination may have (its cap, which may change). */
+static unsigned max_sessions(const struct pool_dest *d)
+{
+	return d->cfg.max_conns ? d->cfg.max_conns : 1;
+}
+
 static void hungry_add(struct pool_conn *pc)
 {
 	struct pool_dest *d = pc->d;
@@ -167,8 +173,7 @@ static void feed(struct pool_conn *pc)
 	struct pool_dest *d = pc->d;
 	struct smtp_session *s = conn_session(pc->c);
 	unsigned cap = d->cfg.max_msgs_per_conn;
-	unsigned max_conns = d->cfg.max_conns ? d->cfg.max_conns : 1;
-	if (!pc->hungry && !pc->quitting && d->nconns >= max_conns && smtp_session_can_send(s) &&
+	if (!pc->hungry && !pc->quitting && d->nconns >= max_sessions(d) && smtp_session_can_send(s) &&
 	    smtp_session_inflight(s) > smtp_session_capacity(s) / 2)
 		return;
 	while (!pc->quitting && d->q_len && smtp_session_can_send(s) && (!cap || pc->sent < cap)) {
@@ -321,7 +326,7 @@ static void dispatch(struct pool_dest *d)
 		loop_timer_start(p->loop, &d->retry_timer, d->retry_at - now);
 		return;
 	}
-	unsigned max = d->cfg.max_conns ? d->cfg.max_conns : 1;
+	unsigned max = max_sessions(d);
 	/* Open as many as the queue can use, one round of failures at a time. */
 	while (d->nconns < max && d->nconnecting < d->q_len) {
 		if (open_conn(d) < 0) {
