@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 static int is_digit(char c)
@@ -12,35 +13,44 @@ static int is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+/* Reads up to three digits at t[*i..n) into *val; returns how many (a
+ * fourth digit makes the part invalid, reported as 0). */
+static unsigned read_part(const char *t, size_t n, size_t *i, int *val)
+{
+	unsigned digits = 0;
+	int v = 0;
+	while (*i < n && is_digit(t[*i])) {
+		if (++digits > 3)
+			return 0;
+		v = v * 10 + (t[(*i)++] - '0');
+	}
+	*val = v;
+	return digits;
+}
+
 /* Reads an RFC 3463 code "c.s.d" at t[0..n) that must be followed by a space
  * or the end of the text. Returns its length, or 0 when there is none. */
 static size_t parse_enhanced(const char *t, size_t n, int want_class, int *cls, int *sub, int *det)
 {
-	size_t i = 0;
-	int part[3] = { 0, 0, 0 };
-
-	if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[0] - '0' != want_class)
+	if (n < 5 || t[1] != '.' || t[0] - '0' != want_class || (want_class != 2 &&
+	    want_class != 4 && want_class != 5))
 		return 0;
-	part[0] = t[0] - '0';
-	i = 1;
-	for (int k = 1; k < 3; k++) {
-		size_t digits = 0;
-		if (i >= n || t[i] != '.')
-			return 0;
-		i++;
-		while (i < n && is_digit(t[i]) && digits < 4) {
-			part[k] = part[k] * 10 + (t[i] - '0');
-			i++;
-			digits++;
-		}
-		if (digits < 1 || digits > 3)
-			return 0;
+	/* The common shape, "2.0.0", in one step. */
+	if (is_digit(t[2]) && t[3] == '.' && is_digit(t[4]) && (n == 5 || t[5] == ' ')) {
+		*cls = want_class;
+		*sub = t[2] - '0';
+		*det = t[4] - '0';
+		return 5;
 	}
+	size_t i = 2;
+	int s, d;
+	if (!read_part(t, n, &i, &s) || i >= n || t[i++] != '.' || !read_part(t, n, &i, &d))
+		return 0;
 	if (i < n && t[i] != ' ')
 		return 0;
-	*cls = part[0];
-	*sub = part[1];
-	*det = part[2];
+	*cls = want_class;
+	*sub = s;
+	*det = d;
 	return i;
 }
 
@@ -78,9 +88,29 @@ static int check_prefix(const char *p, size_t n, const char *first)
 	return 0;
 }
 
+/* Whether p[0..n) holds a NUL or a CR: eight bytes at a time, since every
+ * reply line is scanned. */
+static int has_nul_or_cr(const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	const uint64_t crs = ones * '\r';
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, x;
+		memcpy(&w, p + i, 8);
+		x = w ^ crs;
+		if (((w - ones) & ~w & highs) | ((x - ones) & ~x & highs))
+			return 1;
+	}
+	for (; i < n; i++)
+		if (p[i] == '\0' || p[i] == '\r')
+			return 1;
+	return 0;
+}
+
 int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *out)
 {
-	size_t pos = 0;
+	size_t pos = 0, elen = 0;   /* elen: strlen(out->enhanced) */
 	const char *first = NULL;
 
 	memset(out, 0, offsetof(struct smtp_reply, text));
@@ -95,22 +125,16 @@ int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *out)
 		size_t lim = avail < SMTP_REPLY_LINE_MAX + 2 ? avail : SMTP_REPLY_LINE_MAX + 2;
 		const char *lf = memchr(p, '\n', lim);
 		size_t n = lf ? (size_t)(lf - p) : lim;
-		const char *cr;
-		size_t clen;
 		const char *text;
 		size_t tlen;
-		int last;
 
 		if (out->nlines >= SMTP_REPLY_LINES_MAX)
 			return -1;
-		if (memchr(p, '\0', n))
-			return -1;
 		/* CR only as part of the line end: a bare CR in the text could
-		 * rewrite what a terminal or log shows. */
-		cr = memchr(p, '\r', n);
-		if (cr && cr != p + n - 1)
+		 * rewrite what a terminal or log shows. NUL nowhere. */
+		size_t clen = n && p[n - 1] == '\r' ? n - 1 : n;
+		if (has_nul_or_cr(p, clen))
 			return -1;
-		clen = cr ? n - 1 : n;
 		if (clen > SMTP_REPLY_LINE_MAX)
 			return -1;
 		if (check_prefix(p, clen, first) < 0)
@@ -120,30 +144,30 @@ int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *out)
 		if (clen < 3)
 			return -1;
 
-		last = clen == 3 || p[3] == ' ';
+		int last = clen == 3 || p[3] == ' ';
 		text = clen > 4 ? p + 4 : p + clen;
 		tlen = clen > 4 ? clen - 4 : 0;
 
+		/* Every line that repeats the enhanced code loses it (the
+		 * first line by construction). */
+		size_t strip = elen;
 		if (!first) {
-			size_t el;
 			first = p;
 			out->code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
-			el = parse_enhanced(text, tlen, p[0] - '0', &out->ecls, &out->esub, &out->edet);
-			if (el) {
-				memcpy(out->enhanced, text, el);
-				out->enhanced[el] = '\0';
-			}
+			elen = strip = parse_enhanced(text, tlen, p[0] - '0',
+						      &out->ecls, &out->esub, &out->edet);
+			memcpy(out->enhanced, text, elen);
+			out->enhanced[elen] = '\0';
+		} else if (elen && !(tlen >= elen && memcmp(text, out->enhanced, elen) == 0 &&
+				     (tlen == elen || text[elen] == ' '))) {
+			strip = 0;
 		}
-		if (out->enhanced[0]) {
-			size_t el = strlen(out->enhanced);
-			if (tlen >= el && memcmp(text, out->enhanced, el) == 0 &&
-			    (tlen == el || text[el] == ' ')) {
-				text += el;
-				tlen -= el;
-				if (tlen) {
-					text++;
-					tlen--;
-				}
+		if (strip) {
+			text += strip;
+			tlen -= strip;
+			if (tlen) {
+				text++;
+				tlen--;
 			}
 		}
 		if (out->nlines > 0)

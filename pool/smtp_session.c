@@ -87,7 +87,12 @@ struct txn {
 	unsigned char done[(SESSION_RCPT_MAX + 7) / 8];  /* outcome reported */
 	enum smtp_phase final_phase;
 	enum smtp_status final_status;
-	struct smtp_reply final;  /* the reply that decided the message */
+	/* The reply that decided the message, or NULL when none has: the
+	 * session's current reply while that is being handled, else final_own,
+	 * a copy made only for outcomes decided before they are reported (so
+	 * a delivered message copies nothing, and a slot stays small). */
+	const struct smtp_reply *final;
+	struct smtp_reply *final_own;
 };
 
 struct raw_cmd {
@@ -374,9 +379,13 @@ static int lockstep_clear(const struct smtp_session *s)
 static void report_rcpt(struct smtp_session *s, struct txn *t, unsigned i, enum smtp_phase phase,
 			enum smtp_status st, const struct smtp_reply *r)
 {
-	if (bit_get(t->done, i))
-		return;
-	bit_set(t->done, i);
+	/* Past SESSION_RCPT_MAX there are no bits: such a message fails whole
+	 * in txn_precheck, each recipient reported once. */
+	if (i < SESSION_RCPT_MAX) {
+		if (bit_get(t->done, i))
+			return;
+		bit_set(t->done, i);
+	}
 	if (s->cfg.cb.rcpt_done) {
 		struct smtp_outcome o = { t->msg, (int)i, phase, st, r };
 		s->cfg.cb.rcpt_done(s->cfg.cb_user, &o);
@@ -394,7 +403,46 @@ static void set_final(struct txn *t, enum smtp_phase phase, enum smtp_status st,
 {
 	t->final_phase = phase;
 	t->final_status = st;
-	smtp_reply_copy(&t->final, r);
+	t->final = r;
+}
+
+/* Makes t's final reply its own, before the memory it points at is reused.
+ * Out of memory, the outcome keeps its status and says "no reply". */
+static void keep_final(struct txn *t)
+{
+	if (!t->final || t->final == t->final_own)
+		return;
+	if (!t->final_own && !(t->final_own = malloc(sizeof *t->final_own))) {
+		t->final = NULL;
+		return;
+	}
+	smtp_reply_copy(t->final_own, t->final);
+	t->final = t->final_own;
+}
+
+static __attribute__((noinline)) void report_msg_no_reply(struct smtp_session *s, struct txn *t)
+{
+	struct smtp_reply none;
+	smtp_reply_synth(&none, 451, "4.3.0", "no reply");
+	struct smtp_outcome o = { t->msg, -1, t->final_phase, t->final_status, &none };
+	s->cfg.cb.msg_done(s->cfg.cb_user, &o);
+}
+
+/* Reports t's outcome and frees its slot. */
+static void txn_release(struct smtp_session *s, struct txn *t)
+{
+	if (s->cfg.cb.msg_done) {
+		if (t->final) {
+			struct smtp_outcome o = { t->msg, -1, t->final_phase, t->final_status, t->final };
+			s->cfg.cb.msg_done(s->cfg.cb_user, &o);
+		} else {
+			report_msg_no_reply(s, t);
+		}
+	}
+	free(t->final_own);
+	t->final_own = NULL;
+	t->final = NULL;
+	t->msg = NULL;
 }
 
 /* Checks what can be decided before sending: size, 8BITMIME, SMTPUTF8,
@@ -455,6 +503,7 @@ fail:
 	trace(s, '*', r.text, r.text_len);
 	report_all_rcpts(s, t, SMTP_PHASE_MAIL, SMTP_STATUS_LOCAL, &r);
 	set_final(t, SMTP_PHASE_MAIL, SMTP_STATUS_LOCAL, &r);
+	keep_final(t);
 	return -1;
 }
 
@@ -975,19 +1024,15 @@ static void txn_finish_if_done(struct smtp_session *s, struct txn *t)
 			break;
 		if (h->mail_ok && !h->body_answered)
 			s->need_rset = 1;
-		if (s->cfg.cb.msg_done) {
-			struct smtp_outcome o = { h->msg, -1, h->final_phase, h->final_status, &h->final };
-			s->cfg.cb.msg_done(s->cfg.cb_user, &o);
-		}
-		h->msg = NULL;
+		txn_release(s, h);
 		s->txn_head = (s->txn_head + 1) % s->max_txn;
 		s->txn_n--;
 	}
 }
 
-static void on_txn_reply(struct smtp_session *s, struct pending *p, const struct smtp_reply *r)
+static void txn_reply(struct smtp_session *s, struct pending *p, struct txn *t,
+		      const struct smtp_reply *r)
 {
-	struct txn *t = &s->txn[p->txn];
 	enum smtp_status st = status_of(r->code);
 
 	switch ((enum pend_kind)p->kind) {
@@ -1085,6 +1130,16 @@ static void on_txn_reply(struct smtp_session *s, struct pending *p, const struct
 	if (!s->pipelining && t->emit == EMIT_RCPT && !next_rcpt(t) && t->accepted == 0 && t->mail_ok)
 		t->doomed = 1;
 	txn_finish_if_done(s, t);
+}
+
+static void on_txn_reply(struct smtp_session *s, struct pending *p, const struct smtp_reply *r)
+{
+	struct txn *t = &s->txn[p->txn];
+	txn_reply(s, p, t, r);
+	/* r is overwritten by the next reply: an outcome it decided that is
+	 * still to be reported keeps a copy. */
+	if (t->msg && t->final == r)
+		keep_final(t);
 }
 
 static void on_reply(struct smtp_session *s, const struct smtp_reply *r)
@@ -1276,12 +1331,15 @@ int smtp_session_send(struct smtp_session *s, struct smtp_msg *m)
 			return -1;
 	}
 	struct txn *t = txn_at(s, s->txn_n);
-	memset(t, 0, offsetof(struct txn, final));
+	memset(t, 0, offsetof(struct txn, acc));
 	t->msg = m;
 	t->emit = EMIT_RSET;
+	size_t bits = ((m->nrcpt < SESSION_RCPT_MAX ? m->nrcpt : SESSION_RCPT_MAX) + 7) / 8;
+	memset(t->acc, 0, bits);
+	memset(t->done, 0, bits);
 	t->final_phase = SMTP_PHASE_MAIL;
 	t->final_status = SMTP_STATUS_TEMPFAIL;
-	smtp_reply_synth(&t->final, 451, "4.3.0", "no reply");
+	t->final = NULL;   /* "no reply", until one decides */
 	s->txn_n++;
 	if (txn_precheck(s, t) < 0) {
 		t->doomed = 1;
@@ -1350,11 +1408,7 @@ void smtp_session_abort(struct smtp_session *s, int code, const char *enhanced, 
 			report_rcpt(s, t, i, phase, st, r);
 		if (!t->doomed || t->final_status == SMTP_STATUS_OK)
 			set_final(t, phase, st, r);
-		if (s->cfg.cb.msg_done) {
-			struct smtp_outcome o = { t->msg, -1, t->final_phase, t->final_status, &t->final };
-			s->cfg.cb.msg_done(s->cfg.cb_user, &o);
-		}
-		t->msg = NULL;
+		txn_release(s, t);
 		s->txn_head = (s->txn_head + 1) % s->max_txn;
 		s->txn_n--;
 	}

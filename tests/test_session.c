@@ -13,11 +13,12 @@ struct harness {
 	struct smtp_session_config cfg;
 	char out[1 << 20];
 	size_t out_len;
-	char log[8192];            /* outcomes, in order */
+	char log[32768];           /* outcomes, in order */
 	size_t log_len;
 	char trace[16384];
 	size_t trace_len;
 	int lent_max;              /* largest number of iovecs in one call */
+	char msg_reply[256];       /* the last message outcome's reply: "enhanced text" */
 };
 
 static void logf_(struct harness *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -39,7 +40,9 @@ static void on_rcpt(void *u, const struct smtp_outcome *o)
 
 static void on_msg(void *u, const struct smtp_outcome *o)
 {
+	struct harness *h = u;
 	logf_(u, "m:%s:%s:%d;", smtp_status_name(o->status), smtp_phase_name(o->phase), o->reply->code);
+	snprintf(h->msg_reply, sizeof h->msg_reply, "%s %.200s", o->reply->enhanced, o->reply->text);
 }
 
 static void on_cmd(void *u, void *cookie, const struct smtp_reply *r)
@@ -517,6 +520,58 @@ static void test_guards(void)
 	T_EQ_INT(smtp_session_failure(h->s, &r), SMTP_PHASE_GREETING);
 	T_EQ_INT(r->code, 554);
 	smtp_session_free(h->s);
+
+	/* More recipients than a transaction takes: each is refused once,
+	 * locally, and the message fails whole. */
+	h_init(h, SMTP_TLS_NONE);
+	h_hello(h, "250-mx\r\n250 PIPELINING\r\n");
+	enum { MANY = 1003 };
+	const char **many = calloc(MANY, sizeof *many);
+	for (unsigned i = 0; i < MANY; i++)
+		many[i] = "bob@dest.test";
+	m = msg(many, MANY, "x\r\n");
+	smtp_session_send(h->s, &m);
+	EXPECT_OUT(h, "");
+	T_EQ_INT(strncmp(h->log, "r0:local:mail:452;r1:local:mail:452;", 36), 0);
+	T_EQ_STR(h->log + h->log_len - 38, "r1002:local:mail:452;m:local:mail:452;");
+	T_EQ_STR(h->msg_reply, "4.5.3 1003 recipients: a transaction takes 1 to 1000");
+	h->log_len = 0;
+	free(many);
+	smtp_session_free(h->s);
+	free(h);
+}
+
+/* The reply that decides a message is the one reported with it, whole,
+ * however many replies come between the two. */
+static void test_outcome_reply_kept(void)
+{
+	struct harness *h = calloc(1, sizeof *h);
+	h_init(h, SMTP_TLS_NONE);
+	h_hello(h, "250-mx\r\n250 PIPELINING\r\n");
+	struct smtp_msg m1 = msg(two_rcpts, 2, "one\r\n");
+	struct smtp_msg m2 = msg(two_rcpts, 2, "two\r\n");
+	smtp_session_send(h->s, &m1);
+	smtp_session_send(h->s, &m2);
+	EXPECT_OUT(h, "MAIL FROM:<alice@src.test>\r\nRCPT TO:<bob@dest.test>\r\n"
+		      "RCPT TO:<carol@dest.test>\r\nDATA\r\n");
+	/* The first message is refused at MAIL, and its outcome waits for
+	 * the replies to its RCPTs and DATA. */
+	h_server(h, "550-5.7.1 sender blocked\r\n550 5.7.1 see https://help.test/\r\n");
+	h_server(h, "503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n");
+	EXPECT_LOG(h, "r0:permfail:mail:550;r1:permfail:mail:550;");
+	h_server(h, "503 5.5.1 no valid recipients\r\n");
+	EXPECT_LOG(h, "m:permfail:mail:550;");
+	T_EQ_STR(h->msg_reply, "5.7.1 sender blocked\nsee https://help.test/");
+	/* The second one is delivered, with its own reply. */
+	EXPECT_OUT(h, "MAIL FROM:<alice@src.test>\r\nRCPT TO:<bob@dest.test>\r\n"
+		      "RCPT TO:<carol@dest.test>\r\nDATA\r\n");
+	h_server(h, "250 ok\r\n250 ok\r\n451 4.2.1 try later\r\n354 go\r\n");
+	EXPECT_LOG(h, "r1:tempfail:rcpt:451;");
+	EXPECT_OUT(h, "two\r\n.\r\n");
+	h_server(h, "250 2.0.0 queued as X1\r\n");
+	EXPECT_LOG(h, "r0:ok:body:250;m:ok:body:250;");
+	T_EQ_STR(h->msg_reply, "2.0.0 queued as X1");
+	smtp_session_free(h->s);
 	free(h);
 }
 
@@ -530,5 +585,6 @@ int main(void)
 	test_starttls_auth();
 	test_helo_lmtp_cmds();
 	test_guards();
+	test_outcome_reply_kept();
 	return t_done("session");
 }
