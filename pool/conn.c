@@ -178,8 +178,15 @@ static void rearm(struct conn *c)
 	if (smtp_session_state(c->s) == SMTP_SESSION_READY && smtp_session_inflight(c->s) == 0 &&
 	    smtp_session_output_pending(c->s) == 0) {
 		arm(c, TIMER_IDLE, c->cfg.idle_timeout_ms);
-		if (c->tls && !c->op_send.inflight)
-			tls_conn_trim(c->tls);
+		/* Parked: give back what only traffic needs. */
+		if (!c->op_send.inflight) {
+			smtp_session_trim(c->s);
+			if (c->tls) {
+				/* Receives land in the TLS buffer, not the session's. */
+				smtp_session_input_trim(c->s);
+				tls_conn_trim(c->tls);
+			}
+		}
 		return;
 	}
 	arm(c, TIMER_NONE, 0);

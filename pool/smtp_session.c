@@ -18,17 +18,16 @@
 #include <string.h>
 
 #define SESSION_IN_START   4096
+#define SESSION_IN_IDLE    1024          /* what a trimmed session keeps */
 #define SESSION_IN_MAX     (256 * 1024)  /* a reply of 128 lines of 2 KiB */
-#define SESSION_CMD_CAP    8192          /* command bytes queued, unsent */
-#define SESSION_SEGS       64
 #define SESSION_RAW_MAX    16
-#define SESSION_TXN_MAX    32
-/* Replies awaited: a full window of transactions (MAIL, RCPT, BDAT or DATA
- * and its dot, at most 3 with the RCPTs of one transaction counted once)
- * plus hello, raw commands and QUIT. Fewer would hold back the last
- * transactions of a window and send them in dribs as replies come in. */
-#define SESSION_PENDING    (3 * SESSION_TXN_MAX + 16)
+#define SESSION_TXN_MAX    128
 #define SESSION_RCPT_MAX   1000          /* recipients in one transaction */
+/* The rings of the hello phase, which is in lock step: one line at a time,
+ * the longest an AUTH line (see stage()). */
+#define HELLO_CMD_CAP      (SASL_LINE_MAX + 64)
+#define HELLO_SEGS         4
+#define HELLO_PENDING      4
 #define SESSION_DEFAULT_INFLIGHT 8
 
 enum pend_kind {
@@ -111,7 +110,7 @@ struct smtp_session {
 	int pipelining, chunking;
 	unsigned max_txn;
 	struct smtp_caps caps;
-	struct smtp_reply greeting;
+	struct smtp_reply *greeting;  /* a copy, once received */
 	struct smtp_reply reply;  /* the reply being handled */
 
 	/* input */
@@ -119,11 +118,15 @@ struct smtp_session {
 	size_t in_len, in_cap;
 	size_t in_after_reply;    /* bytes received after the reply being handled */
 
-	/* output: segments in wire order; CMD bytes live in cmdbuf, in order */
-	char cmdbuf[SESSION_CMD_CAP];
-	size_t cmd_r, cmd_w;
-	struct segment seg[SESSION_SEGS];
-	unsigned seg_head, seg_n;
+	/* output: segments in wire order; CMD bytes live in cmdbuf, in order.
+	 * This ring, the pending ring and the transaction slots are sized for
+	 * the hello phase, then for the window of transactions while messages
+	 * flow (rings_for_window), and shrink back when the session idles
+	 * (smtp_session_trim), so a parked session holds little. */
+	char *cmdbuf;
+	size_t cmd_cap, cmd_r, cmd_w;
+	struct segment *seg;
+	unsigned seg_cap, seg_head, seg_n;
 	int lent;                 /* output() handed out memory not yet consumed */
 
 	/* the hello phase: one staged line at a time */
@@ -135,11 +138,11 @@ struct smtp_session {
 	int auth_steps;
 
 	/* answered cursor */
-	struct pending pend[SESSION_PENDING];
-	unsigned pend_head, pend_n;
+	struct pending *pend;
+	unsigned pend_cap, pend_head, pend_n;
 
 	/* transactions, in submission order */
-	struct txn *txn;          /* max_txn slots, allocated on first send */
+	struct txn *txn;          /* max_txn slots while the window is open */
 	unsigned txn_head, txn_n;
 	int need_rset;            /* a transaction was left open on the server */
 
@@ -149,7 +152,7 @@ struct smtp_session {
 	int quit_wanted, quit_sent;
 
 	enum smtp_phase fail_phase;
-	struct smtp_reply fail;
+	struct smtp_reply *fail;  /* a copy; NULL when out of memory */
 	int failed_reported;
 };
 
@@ -244,6 +247,13 @@ static void trace_reply(struct smtp_session *s, const struct smtp_reply *r)
 static void bit_set(unsigned char *bits, unsigned i) { bits[i / 8] |= (unsigned char)(1u << (i % 8)); }
 static int bit_get(const unsigned char *bits, unsigned i) { return bits[i / 8] >> (i % 8) & 1; }
 
+/* Index i places after head in a ring of cap slots (head, i < cap). */
+static unsigned ring_at(unsigned head, unsigned i, unsigned cap)
+{
+	unsigned k = head + i;
+	return k >= cap ? k - cap : k;
+}
+
 /* ---- failure ---------------------------------------------------------- */
 
 static void session_fail(struct smtp_session *s, enum smtp_phase phase, const struct smtp_reply *r)
@@ -252,7 +262,8 @@ static void session_fail(struct smtp_session *s, enum smtp_phase phase, const st
 		return;
 	s->state = SMTP_SESSION_FAILED;
 	s->fail_phase = phase;
-	smtp_reply_copy(&s->fail, r);
+	if (s->fail || (s->fail = malloc(sizeof *s->fail)))
+		smtp_reply_copy(s->fail, r);
 }
 
 static void session_fail_local(struct smtp_session *s, enum smtp_phase phase,
@@ -268,31 +279,31 @@ static void session_fail_local(struct smtp_session *s, enum smtp_phase phase,
 
 static struct segment *seg_push(struct smtp_session *s)
 {
-	if (s->seg_n == SESSION_SEGS)
+	if (s->seg_n == s->seg_cap)
 		return NULL;
-	struct segment *g = &s->seg[(s->seg_head + s->seg_n++) % SESSION_SEGS];
+	struct segment *g = &s->seg[ring_at(s->seg_head, s->seg_n++, s->seg_cap)];
 	memset(g, 0, sizeof *g);
 	return g;
 }
 
 static int seg_room(const struct smtp_session *s, unsigned n)
 {
-	return SESSION_SEGS - s->seg_n >= n;
+	return s->seg_cap - s->seg_n >= n;
 }
 
 static int pend_room(const struct smtp_session *s, unsigned n)
 {
-	return SESSION_PENDING - s->pend_n >= n;
+	return s->pend_cap - s->pend_n >= n;
 }
 
 static struct pending *pend_tail(struct smtp_session *s)
 {
-	return s->pend_n ? &s->pend[(s->pend_head + s->pend_n - 1) % SESSION_PENDING] : NULL;
+	return s->pend_n ? &s->pend[ring_at(s->pend_head, s->pend_n - 1, s->pend_cap)] : NULL;
 }
 
 static void pend_push(struct smtp_session *s, enum pend_kind kind, unsigned txn, unsigned first)
 {
-	struct pending *p = &s->pend[(s->pend_head + s->pend_n++) % SESSION_PENDING];
+	struct pending *p = &s->pend[ring_at(s->pend_head, s->pend_n++, s->pend_cap)];
 	p->kind = (unsigned char)kind;
 	p->txn = (unsigned char)txn;
 	p->first = first;
@@ -310,14 +321,14 @@ static void pend_push(struct smtp_session *s, enum pend_kind kind, unsigned txn,
  * CMD segment before it). The caller has checked the room. */
 static void emit_bytes(struct smtp_session *s, const char *p, size_t n, int secret)
 {
-	if (s->cmd_w + n > SESSION_CMD_CAP) {
+	if (s->cmd_w + n > s->cmd_cap) {
 		memmove(s->cmdbuf, s->cmdbuf + s->cmd_r, s->cmd_w - s->cmd_r);
 		s->cmd_w -= s->cmd_r;
 		s->cmd_r = 0;
 	}
 	memcpy(s->cmdbuf + s->cmd_w, p, n);
 	s->cmd_w += n;
-	struct segment *last = s->seg_n ? &s->seg[(s->seg_head + s->seg_n - 1) % SESSION_SEGS] : NULL;
+	struct segment *last = s->seg_n ? &s->seg[ring_at(s->seg_head, s->seg_n - 1, s->seg_cap)] : NULL;
 	if (last && last->kind == SEG_CMD && last->secret == secret) {
 		last->len += n;
 		return;
@@ -330,7 +341,65 @@ static void emit_bytes(struct smtp_session *s, const char *p, size_t n, int secr
 
 static size_t cmd_free(const struct smtp_session *s)
 {
-	return SESSION_CMD_CAP - (s->cmd_w - s->cmd_r);
+	return s->cmd_cap - (s->cmd_w - s->cmd_r);
+}
+
+/* Moves the output and pending rings to new ones of the given sizes, which
+ * must hold what is queued; never while output memory is lent. Returns 0,
+ * or -1 with the old rings kept. */
+static int rings_resize(struct smtp_session *s, size_t cmd_cap, unsigned seg_cap, unsigned pend_cap)
+{
+	size_t cmd_n = s->cmd_w - s->cmd_r;
+	if (s->lent || cmd_cap < cmd_n || seg_cap < s->seg_n || pend_cap < s->pend_n)
+		return -1;
+	char *cmd = malloc(cmd_cap);
+	struct segment *seg = malloc(seg_cap * sizeof *seg);
+	struct pending *pend = malloc(pend_cap * sizeof *pend);
+	if (!cmd || !seg || !pend) {
+		free(cmd);
+		free(seg);
+		free(pend);
+		return -1;
+	}
+	if (s->cmdbuf) {
+		memcpy(cmd, s->cmdbuf + s->cmd_r, cmd_n);
+		explicit_bzero(s->cmdbuf, s->cmd_cap);   /* AUTH lines pass here */
+	}
+	for (unsigned i = 0; i < s->seg_n; i++)
+		seg[i] = s->seg[ring_at(s->seg_head, i, s->seg_cap)];
+	for (unsigned i = 0; i < s->pend_n; i++)
+		pend[i] = s->pend[ring_at(s->pend_head, i, s->pend_cap)];
+	free(s->cmdbuf);
+	free(s->seg);
+	free(s->pend);
+	s->cmdbuf = cmd;
+	s->cmd_cap = cmd_cap;
+	s->cmd_r = 0;
+	s->cmd_w = cmd_n;
+	s->seg = seg;
+	s->seg_cap = seg_cap;
+	s->seg_head = 0;
+	s->pend = pend;
+	s->pend_cap = pend_cap;
+	s->pend_head = 0;
+	return 0;
+}
+
+/* Rings for a window of max_txn transactions: their MAIL, RCPT and BDAT
+ * lines; a segment for the commands and one for the body of each; three
+ * replies awaited each (the RCPTs of one transaction counted once); and
+ * room for raw commands and QUIT. Smaller rings would hold back the last
+ * transactions of a window and send them in dribs as replies come in. */
+static void rings_for_window(struct smtp_session *s)
+{
+	unsigned seg_cap = 2 * s->max_txn + 8;
+	if (s->seg_cap >= seg_cap)
+		return;
+	size_t cmd_cap = 128 * (size_t)s->max_txn;
+	if (cmd_cap < 8192)
+		cmd_cap = 8192;
+	/* Out of memory, the hello rings still work, a few lines at a time. */
+	(void)rings_resize(s, cmd_cap, seg_cap, 3 * s->max_txn + 16);
 }
 
 /* Traces a command line we send (without its CRLF). */
@@ -361,7 +430,7 @@ static void trace_secret(struct smtp_session *s, const char *line, size_t n)
 
 static struct txn *txn_at(struct smtp_session *s, unsigned i)
 {
-	return &s->txn[(s->txn_head + i) % s->max_txn];
+	return &s->txn[ring_at(s->txn_head, i, s->max_txn)];
 }
 
 static unsigned txn_slot(struct smtp_session *s, const struct txn *t)
@@ -406,18 +475,25 @@ static void set_final(struct txn *t, enum smtp_phase phase, enum smtp_status st,
 	t->final = r;
 }
 
-/* Makes t's final reply its own, before the memory it points at is reused.
+/* set_final with a copy of r, for an r that does not outlive the caller.
  * Out of memory, the outcome keeps its status and says "no reply". */
+static void set_final_copy(struct txn *t, enum smtp_phase phase, enum smtp_status st,
+			   const struct smtp_reply *r)
+{
+	t->final_phase = phase;
+	t->final_status = st;
+	t->final = NULL;
+	if (!t->final_own && !(t->final_own = malloc(sizeof *t->final_own)))
+		return;
+	smtp_reply_copy(t->final_own, r);
+	t->final = t->final_own;
+}
+
+/* Makes t's final reply its own, before the memory it points at is reused. */
 static void keep_final(struct txn *t)
 {
-	if (!t->final || t->final == t->final_own)
-		return;
-	if (!t->final_own && !(t->final_own = malloc(sizeof *t->final_own))) {
-		t->final = NULL;
-		return;
-	}
-	smtp_reply_copy(t->final_own, t->final);
-	t->final = t->final_own;
+	if (t->final && t->final != t->final_own)
+		set_final_copy(t, t->final_phase, t->final_status, t->final);
 }
 
 static __attribute__((noinline)) void report_msg_no_reply(struct smtp_session *s, struct txn *t)
@@ -502,8 +578,7 @@ static int txn_precheck(struct smtp_session *s, struct txn *t)
 fail:
 	trace(s, '*', r.text, r.text_len);
 	report_all_rcpts(s, t, SMTP_PHASE_MAIL, SMTP_STATUS_LOCAL, &r);
-	set_final(t, SMTP_PHASE_MAIL, SMTP_STATUS_LOCAL, &r);
-	keep_final(t);
+	set_final_copy(t, SMTP_PHASE_MAIL, SMTP_STATUS_LOCAL, &r);
 	return -1;
 }
 
@@ -675,6 +750,8 @@ static void fill(struct smtp_session *s)
 	if (s->state != SMTP_SESSION_READY && s->state != SMTP_SESSION_QUITTING)
 		return;
 
+	if (s->txn_n)
+		rings_for_window(s);
 	/* Transactions first, in order; a transaction may start only when the
 	 * one before it is fully queued. */
 	for (unsigned i = 0; i < s->txn_n; i++) {
@@ -723,7 +800,7 @@ int smtp_session_output(struct smtp_session *s, struct iovec *iov, int max)
 	int n = 0, prev_cmd = 0;
 	size_t cmd_off = s->cmd_r;
 	for (unsigned i = 0; i < s->seg_n && n < max; i++) {
-		struct segment *g = &s->seg[(s->seg_head + i) % SESSION_SEGS];
+		struct segment *g = &s->seg[ring_at(s->seg_head, i, s->seg_cap)];
 		int is_cmd = g->kind == SEG_CMD;
 		if (is_cmd) {
 			if (prev_cmd) {
@@ -815,7 +892,7 @@ void smtp_session_output_consumed(struct smtp_session *s, size_t n)
 			if (g->off < g->len)
 				break;
 		}
-		s->seg_head = (s->seg_head + 1) % SESSION_SEGS;
+		s->seg_head = ring_at(s->seg_head, 1, s->seg_cap);
 		s->seg_n--;
 	}
 	if (s->cmd_r == s->cmd_w)
@@ -826,7 +903,7 @@ size_t smtp_session_output_pending(const struct smtp_session *s)
 {
 	size_t total = 0;
 	for (unsigned i = 0; i < s->seg_n; i++) {
-		const struct segment *g = &s->seg[(s->seg_head + i) % SESSION_SEGS];
+		const struct segment *g = &s->seg[ring_at(s->seg_head, i, s->seg_cap)];
 		total += g->kind == SEG_CMD ? g->len : g->len - g->off;
 	}
 	return total + s->staged_len;
@@ -934,7 +1011,8 @@ static void on_hello_reply(struct smtp_session *s, enum pend_kind kind, const st
 {
 	switch (kind) {
 	case PEND_GREETING:
-		smtp_reply_copy(&s->greeting, r);
+		if (s->greeting || (s->greeting = malloc(sizeof *s->greeting)))
+			smtp_reply_copy(s->greeting, r);
 		if (r->code != 220) {
 			session_fail(s, SMTP_PHASE_GREETING, r);
 			return;
@@ -1025,7 +1103,7 @@ static void txn_finish_if_done(struct smtp_session *s, struct txn *t)
 		if (h->mail_ok && !h->body_answered)
 			s->need_rset = 1;
 		txn_release(s, h);
-		s->txn_head = (s->txn_head + 1) % s->max_txn;
+		s->txn_head = ring_at(s->txn_head, 1, s->max_txn);
 		s->txn_n--;
 	}
 }
@@ -1121,7 +1199,7 @@ static void txn_reply(struct smtp_session *s, struct pending *p, struct txn *t,
 	}
 
 	/* The entry is answered. */
-	s->pend_head = (s->pend_head + 1) % SESSION_PENDING;
+	s->pend_head = ring_at(s->pend_head, 1, s->pend_cap);
 	s->pend_n--;
 	t->pend--;
 
@@ -1165,14 +1243,14 @@ static void on_reply(struct smtp_session *s, const struct smtp_reply *r)
 
 	switch (kind) {
 	case PEND_GREETING: case PEND_EHLO: case PEND_HELO: case PEND_STARTTLS: case PEND_AUTH:
-		s->pend_head = (s->pend_head + 1) % SESSION_PENDING;
+		s->pend_head = ring_at(s->pend_head, 1, s->pend_cap);
 		s->pend_n--;
 		on_hello_reply(s, kind, r);
 		return;
 	case PEND_RAW: {
 		struct raw_cmd *c = &s->raw[s->raw_head];
 		void *cookie = c->cookie;
-		s->pend_head = (s->pend_head + 1) % SESSION_PENDING;
+		s->pend_head = ring_at(s->pend_head, 1, s->pend_cap);
 		s->pend_n--;
 		s->raw_head = (s->raw_head + 1) % SESSION_RAW_MAX;
 		s->raw_n--;
@@ -1182,7 +1260,7 @@ static void on_reply(struct smtp_session *s, const struct smtp_reply *r)
 		return;
 	}
 	case PEND_QUIT:
-		s->pend_head = (s->pend_head + 1) % SESSION_PENDING;
+		s->pend_head = ring_at(s->pend_head, 1, s->pend_cap);
 		s->pend_n--;
 		s->state = SMTP_SESSION_CLOSED;
 		return;
@@ -1263,7 +1341,11 @@ struct smtp_session *smtp_session_new(const struct smtp_session_config *cfg)
 		return NULL;
 	s->cfg = *cfg;
 	s->in = malloc(SESSION_IN_START);
-	if (!s->in) {
+	if (!s->in || rings_resize(s, HELLO_CMD_CAP, HELLO_SEGS, HELLO_PENDING) < 0) {
+		free(s->cmdbuf);
+		free(s->seg);
+		free(s->pend);
+		free(s->in);
 		free(s);
 		return NULL;
 	}
@@ -1280,13 +1362,39 @@ void smtp_session_free(struct smtp_session *s)
 	if (!s)
 		return;
 	smtp_session_abort(s, 421, "4.4.2", "session closed");
-	explicit_bzero(s->cmdbuf, sizeof s->cmdbuf);
+	explicit_bzero(s->cmdbuf, s->cmd_cap);
 	explicit_bzero(s->staged, sizeof s->staged);
 	sasl_client_wipe(&s->sasl);
 	free(s->in);
+	free(s->cmdbuf);
+	free(s->seg);
+	free(s->pend);
 	free(s->txn);
 	free(s->raw);
+	free(s->greeting);
+	free(s->fail);
 	free(s);
+}
+
+void smtp_session_trim(struct smtp_session *s)
+{
+	if (s->txn_n || s->seg_n || s->pend_n || s->raw_n || s->lent)
+		return;
+	if (s->seg_cap > HELLO_SEGS && rings_resize(s, HELLO_CMD_CAP, HELLO_SEGS, HELLO_PENDING) < 0)
+		return;
+	free(s->txn);
+	s->txn = NULL;
+}
+
+void smtp_session_input_trim(struct smtp_session *s)
+{
+	if (s->in_len == 0 && s->in_cap > SESSION_IN_IDLE) {
+		char *in = realloc(s->in, SESSION_IN_IDLE);
+		if (in) {
+			s->in = in;
+			s->in_cap = SESSION_IN_IDLE;
+		}
+	}
 }
 
 enum smtp_session_state smtp_session_state(const struct smtp_session *s)
@@ -1326,9 +1434,10 @@ int smtp_session_send(struct smtp_session *s, struct smtp_msg *m)
 	if (!s->txn) {
 		/* As many slots as may be in flight: max_txn is settled once
 		 * the session is ready, before any message. */
-		s->txn = calloc(s->max_txn, sizeof *s->txn);
+		s->txn = malloc(s->max_txn * sizeof *s->txn);
 		if (!s->txn)
 			return -1;
+		s->txn_head = 0;
 	}
 	struct txn *t = txn_at(s, s->txn_n);
 	memset(t, 0, offsetof(struct txn, acc));
@@ -1340,6 +1449,7 @@ int smtp_session_send(struct smtp_session *s, struct smtp_msg *m)
 	t->final_phase = SMTP_PHASE_MAIL;
 	t->final_status = SMTP_STATUS_TEMPFAIL;
 	t->final = NULL;   /* "no reply", until one decides */
+	t->final_own = NULL;
 	s->txn_n++;
 	if (txn_precheck(s, t) < 0) {
 		t->doomed = 1;
@@ -1388,8 +1498,12 @@ void smtp_session_abort(struct smtp_session *s, int code, const char *enhanced, 
 	struct smtp_reply local;
 	const struct smtp_reply *r;
 	enum smtp_phase phase = smtp_session_waiting_phase(s);
-	if (s->state == SMTP_SESSION_FAILED) {
-		r = &s->fail;
+	if (s->state == SMTP_SESSION_FAILED && s->fail) {
+		r = s->fail;
+		phase = s->fail_phase;
+	} else if (s->state == SMTP_SESSION_FAILED) {
+		smtp_reply_synth(&local, 421, "4.3.0", "session failed (out of memory)");
+		r = &local;
 		phase = s->fail_phase;
 	} else {
 		smtp_reply_synth(&local, code, enhanced, why);
@@ -1409,7 +1523,7 @@ void smtp_session_abort(struct smtp_session *s, int code, const char *enhanced, 
 		if (!t->doomed || t->final_status == SMTP_STATUS_OK)
 			set_final(t, phase, st, r);
 		txn_release(s, t);
-		s->txn_head = (s->txn_head + 1) % s->max_txn;
+		s->txn_head = ring_at(s->txn_head, 1, s->max_txn);
 		s->txn_n--;
 	}
 	while (s->raw_n) {
@@ -1447,11 +1561,17 @@ const struct smtp_caps *smtp_session_caps(const struct smtp_session *s) { return
 int smtp_session_secure(const struct smtp_session *s) { return s->secure; }
 int smtp_session_authenticated(const struct smtp_session *s) { return s->authed; }
 unsigned smtp_session_auth_mech(const struct smtp_session *s) { return s->auth_mech; }
-const struct smtp_reply *smtp_session_greeting(const struct smtp_session *s) { return &s->greeting; }
+/* What the accessors give before there is a reply: code 0, no text. */
+static const struct smtp_reply no_reply;
+
+const struct smtp_reply *smtp_session_greeting(const struct smtp_session *s)
+{
+	return s->greeting ? s->greeting : &no_reply;
+}
 
 enum smtp_phase smtp_session_failure(const struct smtp_session *s, const struct smtp_reply **r)
 {
 	if (r)
-		*r = &s->fail;
+		*r = s->fail ? s->fail : &no_reply;
 	return s->fail_phase;
 }

@@ -184,6 +184,13 @@ unsigned smtp_session_inflight(const struct smtp_session *s);
 /* How many may be (settled when the session becomes ready: 1 without
  * PIPELINING, 2 without CHUNKING, else the configured max_inflight). */
 unsigned smtp_session_capacity(const struct smtp_session *s);
+/* With nothing in flight or queued, gives back the memory that only
+ * traffic needs (the transaction slots and the window's rings); the next
+ * message takes it again. Does nothing otherwise. */
+void smtp_session_trim(struct smtp_session *s);
+/* Shrinks an empty input buffer. Only for a caller with no receive posted
+ * into it (one that reads through TLS, say): the buffer moves. */
+void smtp_session_input_trim(struct smtp_session *s);
 
 /* Queues a raw command line ("VRFY alice"); it is sent when no transaction
  * is under way, and its reply goes to cmd_done. Returns 0, or -1 when the

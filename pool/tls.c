@@ -15,6 +15,7 @@
  * next call repeats exactly that write (the API says TLS_AGAIN takes nothing,
  * so the caller hands the same bytes again). */
 #include "pool/tls.h"
+#include "pool/zero_pages.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -435,6 +436,27 @@ static int map_result(struct tls_conn *c, int ret, const char *what)
 	}
 }
 
+/* Most of what wolfSSL keeps per connection after the handshake is room it
+ * zeroed and will not use: the session's array for a nine-certificate peer
+ * chain alone is 37 KB. Its all-zero pages go back to the kernel (see
+ * zero_pages.h). Only where that session is the connection's own malloc'd
+ * block: wolfSSL_get_session returns it when built with
+ * NO_SESSION_CACHE_REF (as Debian builds it), and the block is malloc's
+ * when no allocator was set (tls-record-bench counts through its own). */
+static void release_unused_room(struct tls_conn *c)
+{
+#ifdef NO_SESSION_CACHE_REF
+	wolfSSL_Malloc_cb mf = NULL;
+	wolfSSL_Free_cb ff = NULL;
+	wolfSSL_Realloc_cb rf = NULL;
+	if (wolfSSL_GetAllocators(&mf, &ff, &rf) != 0 || mf || ff || rf)
+		return;
+	zero_pages_release(wolfSSL_get_session(c->ssl));
+#else
+	(void)c;
+#endif
+}
+
 int tls_conn_handshake(struct tls_conn *c)
 {
 	if (c->failed)
@@ -444,6 +466,7 @@ int tls_conn_handshake(struct tls_conn *c)
 	int ret = c->ctx->server ? wolfSSL_accept(c->ssl) : wolfSSL_connect(c->ssl);
 	if (ret == WOLFSSL_SUCCESS) {
 		c->done = 1;
+		release_unused_room(c);
 		return 1;
 	}
 	int r = map_result(c, ret, "handshake failed");
