@@ -272,6 +272,56 @@ static void test_chunking(void)
 	free(h);
 }
 
+/* A parked session gives back its window and takes it again for the next
+ * message; trimming with anything in flight or queued changes nothing. */
+static void test_trim(void)
+{
+	struct harness *h = calloc(1, sizeof *h);
+	h_init(h, SMTP_TLS_NONE);
+	h->cfg.max_inflight = 100;
+	h_hello(h, "250-mx.dest.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n");
+	T_EQ_INT(smtp_session_capacity(h->s), 100);
+	smtp_session_trim(h->s);   /* nothing sent yet */
+	/* A full window is queued at once. */
+	struct smtp_msg m[100];
+	char want[100 * 80], *w = want;
+	for (int i = 0; i < 100; i++) {
+		m[i] = msg(two_rcpts, 1, "B\r\n");
+		T_EQ_INT(smtp_session_send(h->s, &m[i]), 0);
+		w += sprintf(w, "MAIL FROM:<alice@src.test>\r\nRCPT TO:<bob@dest.test>\r\nBDAT 3 LAST\r\nB\r\n");
+	}
+	smtp_session_trim(h->s);   /* in flight: no effect */
+	EXPECT_OUT(h, want);
+	smtp_session_trim(h->s);
+	char replies[100 * 24 + 1], *r = replies;
+	for (int i = 0; i < 100; i++)
+		r += sprintf(r, "250 ok\r\n250 ok\r\n250 ok\r\n");
+	h_server(h, replies);
+	T_EQ_INT(smtp_session_inflight(h->s), 0);
+	T_EQ_INT((int)h->log_len, 100 * (int)strlen("r0:ok:body:250;m:ok:body:250;"));
+	h->log_len = 0;
+	smtp_session_trim(h->s);
+	smtp_session_input_trim(h->s);
+	smtp_session_trim(h->s);   /* twice is harmless */
+	/* Parked: the next message takes the window again. */
+	struct smtp_msg again = msg(three_rcpts, 3, "C\r\n");
+	T_EQ_INT(smtp_session_send(h->s, &again), 0);
+	EXPECT_OUT(h, "MAIL FROM:<alice@src.test>\r\nRCPT TO:<bob@dest.test>\r\nRCPT TO:<carol@dest.test>\r\n"
+		      "RCPT TO:<dave@dest.test>\r\nBDAT 3 LAST\r\nC\r\n");
+	h_server(h, "250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n");
+	EXPECT_LOG(h, "r0:ok:body:250;r1:ok:body:250;r2:ok:body:250;m:ok:body:250;");
+	/* A raw command and QUIT still work on the small rings. */
+	smtp_session_trim(h->s);
+	T_EQ_INT(smtp_session_command(h->s, "NOOP", (void *)(intptr_t)7), 0);
+	EXPECT_OUT(h, "NOOP\r\n");
+	h_server(h, "250 ok\r\n");
+	EXPECT_LOG(h, "c7:250;");
+	smtp_session_quit(h->s);
+	EXPECT_OUT(h, "QUIT\r\n");
+	smtp_session_free(h->s);
+	free(h);
+}
+
 /* The same pipelined exchange, with the server's bytes split at every
  * point: the outcomes must not change. */
 static void test_split_points(void)
@@ -580,6 +630,7 @@ int main(void)
 	test_lockstep();
 	test_pipelining();
 	test_chunking();
+	test_trim();
 	test_split_points();
 	test_large_body();
 	test_starttls_auth();
