@@ -28,6 +28,7 @@
 #define HELLO_CMD_CAP      (SASL_LINE_MAX + 64)
 #define HELLO_SEGS         4
 #define HELLO_PENDING      4
+#define STAGED_CAP         (SASL_LINE_MAX + 64)
 #define SESSION_DEFAULT_INFLIGHT 8
 
 enum pend_kind {
@@ -111,7 +112,8 @@ struct smtp_session {
 	unsigned max_txn;
 	struct smtp_caps caps;
 	struct smtp_reply *greeting;  /* a copy, once received */
-	struct smtp_reply reply;  /* the reply being handled */
+	struct smtp_reply *reply; /* the reply being handled; NULL when parked */
+	int handling;             /* inside input_commit: reply is in use */
 
 	/* input */
 	char *in;
@@ -129,8 +131,9 @@ struct smtp_session {
 	unsigned seg_cap, seg_head, seg_n;
 	int lent;                 /* output() handed out memory not yet consumed */
 
-	/* the hello phase: one staged line at a time */
-	char staged[SASL_LINE_MAX + 64];
+	/* the hello phase: one staged line at a time, in STAGED_CAP bytes
+	 * allocated while it waits */
+	char *staged;
 	size_t staged_len;
 	enum pend_kind staged_kind;
 	int staged_secret;
@@ -734,6 +737,11 @@ static void fill(struct smtp_session *s)
 	    s->state == SMTP_SESSION_TLS)
 		return;
 
+	/* A parked session has no rings (smtp_session_trim) until it has
+	 * something to say. */
+	if (!s->seg && (!(s->staged_len || s->txn_n || s->raw_sent < s->raw_n || s->quit_wanted) ||
+			rings_resize(s, HELLO_CMD_CAP, HELLO_SEGS, HELLO_PENDING) < 0))
+		return;
 	if (s->staged_len) {
 		if (!lockstep_clear(s) || cmd_free(s) < s->staged_len)
 			return;
@@ -744,6 +752,8 @@ static void fill(struct smtp_session *s)
 			trace_cmd(s, s->staged, s->staged_len);
 		pend_push(s, s->staged_kind, 0, 0);
 		explicit_bzero(s->staged, s->staged_len);
+		free(s->staged);
+		s->staged = NULL;
 		s->staged_len = 0;
 		return;
 	}
@@ -913,6 +923,10 @@ size_t smtp_session_output_pending(const struct smtp_session *s)
 
 static void stage(struct smtp_session *s, enum pend_kind kind, const char *line, size_t n, int secret)
 {
+	if (!s->staged && !(s->staged = malloc(STAGED_CAP))) {
+		session_fail_local(s, pend_phase[kind], 421, "4.3.0", "out of memory");
+		return;
+	}
 	memcpy(s->staged, line, n);
 	s->staged_len = n;
 	s->staged_kind = kind;
@@ -1291,7 +1305,11 @@ int smtp_session_input_commit(struct smtp_session *s, size_t n)
 	s->in_len += n;
 	size_t off = 0;
 	while (s->state != SMTP_SESSION_FAILED && s->state != SMTP_SESSION_CLOSED && off < s->in_len) {
-		int k = smtp_reply_parse(s->in + off, s->in_len - off, &s->reply);
+		if (!s->reply && !(s->reply = malloc(sizeof *s->reply))) {
+			session_fail_local(s, smtp_session_waiting_phase(s), 421, "4.3.0", "out of memory");
+			break;
+		}
+		int k = smtp_reply_parse(s->in + off, s->in_len - off, s->reply);
 		if (k == -2)
 			break;
 		if (k < 0) {
@@ -1302,7 +1320,9 @@ int smtp_session_input_commit(struct smtp_session *s, size_t n)
 		off += (size_t)k;
 		/* The STARTTLS check needs to see whether bytes follow the 220. */
 		s->in_after_reply = s->in_len - off;
-		on_reply(s, &s->reply);
+		s->handling = 1;   /* callbacks may call smtp_session_trim */
+		on_reply(s, s->reply);
+		s->handling = 0;
 		if (s->state == SMTP_SESSION_TLS)
 			break;
 	}
@@ -1362,8 +1382,12 @@ void smtp_session_free(struct smtp_session *s)
 	if (!s)
 		return;
 	smtp_session_abort(s, 421, "4.4.2", "session closed");
-	explicit_bzero(s->cmdbuf, s->cmd_cap);
-	explicit_bzero(s->staged, sizeof s->staged);
+	if (s->cmdbuf)
+		explicit_bzero(s->cmdbuf, s->cmd_cap);
+	if (s->staged)
+		explicit_bzero(s->staged, s->staged_len);
+	free(s->staged);
+	free(s->reply);
 	sasl_client_wipe(&s->sasl);
 	free(s->in);
 	free(s->cmdbuf);
@@ -1378,12 +1402,23 @@ void smtp_session_free(struct smtp_session *s)
 
 void smtp_session_trim(struct smtp_session *s)
 {
-	if (s->txn_n || s->seg_n || s->pend_n || s->raw_n || s->lent)
+	if (s->txn_n || s->seg_n || s->pend_n || s->raw_n || s->lent || s->staged || s->handling)
 		return;
-	if (s->seg_cap > HELLO_SEGS && rings_resize(s, HELLO_CMD_CAP, HELLO_SEGS, HELLO_PENDING) < 0)
-		return;
+	if (s->cmdbuf)
+		explicit_bzero(s->cmdbuf, s->cmd_cap);
+	free(s->cmdbuf);
+	free(s->seg);
+	free(s->pend);
+	s->cmdbuf = NULL;
+	s->seg = NULL;
+	s->pend = NULL;
+	s->cmd_cap = s->cmd_r = s->cmd_w = 0;
+	s->seg_cap = s->seg_head = 0;
+	s->pend_cap = s->pend_head = 0;
 	free(s->txn);
 	s->txn = NULL;
+	free(s->reply);
+	s->reply = NULL;
 }
 
 void smtp_session_input_trim(struct smtp_session *s)

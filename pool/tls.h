@@ -25,7 +25,7 @@
  * buffer (see tls_conn_trim). */
 #define TLS_CIPHER_IN_MAX  (40 * 1024)
 #define TLS_CIPHER_OUT_MAX (80 * 1024)
-#define TLS_IN_IDLE        2048
+#define TLS_IN_IDLE        512
 #define TLS_OUT_START      4096
 
 #define TLS_DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
