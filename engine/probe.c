@@ -464,6 +464,7 @@ int volley_probe(int argc, char **argv)
 	sc->auth_plaintext_ok = plaintext;
 	sc->no_pipelining = no_pipe;
 	sc->no_chunking = no_chunk;
+	sc->keep_greeting = 1;   /* printed */
 	smtp_session_timeouts_default(&sc->timeouts);
 	if (timeout_s)
 		for (int i = 0; i < SMTP_PHASE_COUNT; i++)

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,12 @@ struct pool {
 	void *user;
 	struct pool_dest *dests;
 	int shutting_down;
+	unsigned long outstanding;   /* messages submitted and not finished */
+	uint64_t heap_released_ms;   /* see message_finished */
 };
+
+/* Heap trims when traffic stops: at most this often. */
+#define POOL_HEAP_RELEASE_MS 1000
 
 static void dispatch(struct pool_dest *d);
 
@@ -71,6 +77,22 @@ static void on_rcpt_done(void *user, const struct smtp_outcome *o)
 	}
 }
 
+/* Counts a message out. When the last one in flight is done, the sessions
+ * have parked and given back their windows (smtp_session_trim), but glibc
+ * keeps freed chunks between live ones resident until asked: ask, at most
+ * once a POOL_HEAP_RELEASE_MS, so a pool between bursts holds what its
+ * sessions hold and not what the burst needed. */
+static void message_finished(struct pool *p)
+{
+	if (p->outstanding && --p->outstanding == 0) {
+		uint64_t now = loop_now_ms(p->loop);
+		if (now - p->heap_released_ms >= POOL_HEAP_RELEASE_MS) {
+			p->heap_released_ms = now;
+			malloc_trim(0);
+		}
+	}
+}
+
 static void on_msg_done(void *user, const struct smtp_outcome *o)
 {
 	struct pool_conn *pc = user;
@@ -79,6 +101,7 @@ static void on_msg_done(void *user, const struct smtp_outcome *o)
 		struct pool_outcome po = { o, pc->d, conn_tls_version(pc->c) };
 		p->cb.msg_done(p->user, &po);
 	}
+	message_finished(p);
 }
 
 static void on_trace(void *user, char dir, const char *line, size_t len)
@@ -103,6 +126,7 @@ static void fail_unsent(struct pool_dest *d, struct smtp_msg *m)
 	struct pool_outcome po = { &o, d, NULL };
 	if (p->cb.msg_done)
 		p->cb.msg_done(p->user, &po);
+	message_finished(p);
 }
 
 /* ---- the queue ---------------------------------------------------------- */
@@ -482,6 +506,7 @@ int pool_submit(struct pool_dest *d, struct smtp_msg *m)
 		return -EAGAIN;
 	d->q[(d->q_head + d->q_len) % d->q_cap] = m;
 	d->q_len++;
+	d->p->outstanding++;
 	dispatch(d);
 	return 0;
 }

@@ -1025,7 +1025,7 @@ static void on_hello_reply(struct smtp_session *s, enum pend_kind kind, const st
 {
 	switch (kind) {
 	case PEND_GREETING:
-		if (s->greeting || (s->greeting = malloc(sizeof *s->greeting)))
+		if (s->cfg.keep_greeting && (s->greeting || (s->greeting = malloc(sizeof *s->greeting))))
 			smtp_reply_copy(s->greeting, r);
 		if (r->code != 220) {
 			session_fail(s, SMTP_PHASE_GREETING, r);

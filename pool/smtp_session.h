@@ -122,6 +122,7 @@ struct smtp_session_config {
 	int no_pipelining;                /* never pipeline, even if offered */
 	int no_chunking;                  /* use DATA even if CHUNKING is offered */
 	unsigned max_inflight;            /* transactions unanswered (CHUNKING+PIPELINING); 0: 8 */
+	int keep_greeting;                /* keep a copy for smtp_session_greeting */
 	struct smtp_timeouts timeouts;
 	struct smtp_session_callbacks cb;
 	void *cb_user;
@@ -218,6 +219,8 @@ int smtp_session_secure(const struct smtp_session *s);
 int smtp_session_authenticated(const struct smtp_session *s);
 /* The mechanism AUTH used (one enum smtp_auth_mech bit), 0 before AUTH. */
 unsigned smtp_session_auth_mech(const struct smtp_session *s);
+/* The server's greeting when cfg.keep_greeting asked for it; otherwise,
+ * and before it arrives, a reply with code 0. */
 const struct smtp_reply *smtp_session_greeting(const struct smtp_session *s);
 
 /* When FAILED: the phase and the reply (real or made by volley) that ended
