@@ -47,8 +47,18 @@ struct header_memo {
 _Static_assert(sizeof ((struct header_memo *)0)->envelope_from ==
 	       sizeof ((struct mime_message_info *)0)->envelope_from, "envelope sizes");
 
+/* A header name that passed the checks, kept with what they found, so that
+ * the next message with the same name at that place is not checked again. */
+struct header_name {
+	size_t len;                        /* 0: none kept */
+	char name[MIME_HEADER_NAME_MAX];
+	int single;                        /* its index in SINGLE, or -1 */
+	int unsubscribe;                   /* List-Unsubscribe or List-Unsubscribe-Post */
+};
+
 struct mime_builder {
 	struct header_memo memo[HEADER_MEMO];
+	struct header_name names_checked[HEADER_MEMO];
 	struct bytebuf clean;          /* one header value, cleaned */
 	struct bytebuf names;          /* the display names of one address header */
 	struct mime_mailbox boxes[MIME_ADDRESSES_MAX];
@@ -604,6 +614,37 @@ static void memo_keep(struct build *st, struct header_memo *m, const struct mime
 		memcpy(m->envelope_from, st->info->envelope_from, sizeof m->envelope_from);
 }
 
+/* Checks h's name (the k-th header): sets *single (its index in SINGLE,
+ * or -1) and *unsubscribe. Returns 0, or -1 when volley does not take it. */
+static int header_name_check(struct mime_builder *b, size_t k, const struct mime_header_value *h,
+			     int *single, int *unsubscribe)
+{
+	struct header_name *kept = k < HEADER_MEMO ? &b->names_checked[k] : NULL;
+	char name[MIME_HEADER_NAME_MAX + 1];
+
+	if (kept && kept->len == h->name_len && memcmp(kept->name, h->name, h->name_len) == 0) {
+		*single = kept->single;
+		*unsubscribe = kept->unsubscribe;
+		return 0;
+	}
+	shown(h->name, h->name_len, name);
+	if (!mime_header_name_valid(h->name, h->name_len))
+		return fail(b, "bad header name \"%s\"", name);
+	if (mime_header_is_reserved(h->name, h->name_len))
+		return fail(b, "header %s is set by volley; remove it from the template", name);
+	*single = single_index(h->name, h->name_len);
+	*unsubscribe = name_is(h->name, h->name_len, "List-Unsubscribe") ||
+		       name_is(h->name, h->name_len, "List-Unsubscribe-Post");
+	if (kept) {
+		/* a valid name is at most MIME_HEADER_NAME_MAX octets */
+		memcpy(kept->name, h->name, h->name_len);
+		kept->len = h->name_len;
+		kept->single = *single;
+		kept->unsubscribe = *unsubscribe;
+	}
+	return 0;
+}
+
 static int headers(struct build *st)
 {
 	const struct mime_message_opts *o = st->o;
@@ -620,16 +661,12 @@ static int headers(struct build *st)
 
 	for (size_t k = 0; k < st->in->nheaders; k++) {
 		const struct mime_header_value *h = &st->in->headers[k];
-		int single = single_index(h->name, h->name_len);
+		int single = -1, unsubscribe = 0;
 
+		if (header_name_check(b, k, h, &single, &unsubscribe) != 0)
+			return -1;
 		shown(h->name, h->name_len, name);
-		if (!mime_header_name_valid(h->name, h->name_len))
-			return fail(b, "bad header name \"%s\"", name);
-		if (mime_header_is_reserved(h->name, h->name_len))
-			return fail(b, "header %s is set by volley; remove it from the template", name);
-		if ((o->unsubscribe_url || o->unsubscribe_mailto) &&
-		    (name_is(h->name, h->name_len, "List-Unsubscribe") ||
-		     name_is(h->name, h->name_len, "List-Unsubscribe-Post")))
+		if ((o->unsubscribe_url || o->unsubscribe_mailto) && unsubscribe)
 			return fail(b, "header %s is set by volley from the unsubscribe URL", name);
 		if (single >= 0) {
 			if (seen & (1u << single))

@@ -228,19 +228,25 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	return put(r, s, n);
 }
 
-static const char *const html_entity[256] = {
-	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+#define ENTITY(s) { s, sizeof s - 1 }
+static const struct {
+	const char *s;
+	size_t len;       /* 0: the byte stands for itself */
+} html_entity[256] = {
+	['&'] = ENTITY("&amp;"), ['<'] = ENTITY("&lt;"), ['>'] = ENTITY("&gt;"),
+	['"'] = ENTITY("&quot;"), ['\''] = ENTITY("&#39;"),
 };
+#undef ENTITY
 
 static int put_html(struct render *r, const char *s, size_t n)
 {
 	size_t run = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *e = html_entity[(unsigned char)s[i]];
-		if (!e)
+		unsigned char c = (unsigned char)s[i];
+		if (!html_entity[c].len)
 			continue;
-		if (put(r, s + run, i - run) < 0 || put(r, e, strlen(e)) < 0)
+		if (put(r, s + run, i - run) < 0 || put(r, html_entity[c].s, html_entity[c].len) < 0)
 			return -1;
 		run = i + 1;
 	}
@@ -344,13 +350,32 @@ static inline vec16 load_short(const char *s, size_t n)
 	return (vec16)(u64x2){ a, b };
 }
 
+/* The VALUE_* bits of s[0..n)'s control characters and non-ASCII bytes,
+ * byte by byte: they are rare in a value, so the vector pass below only
+ * notes that there is one. */
+static unsigned odd_bytes_class(const char *s, size_t n)
+{
+	unsigned cls = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\0' || c == '\r' || c == '\n')
+			cls |= VALUE_BREAK;
+		else if (c == '\t')
+			cls |= VALUE_LOOSE;
+		else if (c >= 0x80)
+			cls |= VALUE_HIGH;
+	}
+	return cls;
+}
+
 /* The VALUE_* bits s[0..n) has. Each lane gathers the bits of its bytes,
  * and the lanes are folded into one byte at the end. */
 static unsigned value_class(const char *s, size_t n, unsigned char watch, int html)
 {
-	vec16 cls = splat16(0), v;
+	vec16 cls = splat16(0), odd = splat16(0), v;
 	uint64_t pairs = 0;
-	/* a watch byte of 0 would match NUL, which VALUE_BREAK covers anyway */
+	/* a watch byte of 0 would match NUL, which the odd bytes cover anyway */
 	const vec16 w = splat16(watch ? (char)watch : '\r');
 	size_t i = 0;
 
@@ -376,11 +401,9 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 			adjacent = n >= 8 ? ~0ull : short_adjacent[n];
 			cross = 0;
 		}
-		cls |= ((v == splat16(0)) | (v == splat16('\r')) | (v == splat16('\n'))) &
-		       splat16(VALUE_BREAK);
-		cls |= (v < splat16(0)) & splat16(VALUE_HIGH);
+		/* below SP as signed bytes: a control character or non-ASCII */
+		odd |= v < splat16(' ');
 		cls |= (v == w) & splat16(VALUE_WATCH);
-		cls |= (v == splat16('\t')) & splat16(VALUE_LOOSE);
 		if (html)
 			cls |= ((v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
 				(v == splat16('"')) | (v == splat16('\''))) & splat16(VALUE_HTML);
@@ -399,7 +422,10 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 	a |= a >> 32;
 	a |= a >> 16;
 	a |= a >> 8;
-	return (unsigned)(a & 0xff) | (pairs ? VALUE_LOOSE : 0);
+	unsigned found = (unsigned)(a & 0xff) | (pairs ? VALUE_LOOSE : 0);
+	if (((u64x2)odd)[0] | ((u64x2)odd)[1])
+		found |= odd_bytes_class(s, n);
+	return found;
 }
 
 /* Lines: a value, which must hold no line end (a CR or LF would need a
