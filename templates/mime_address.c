@@ -336,9 +336,9 @@ static int scan_init(struct scan *sc, const char *s, size_t n, char *store, size
 	bad = utf8_check(s, n);
 	if (bad != n)
 		return fail(sc, bad, "invalid UTF-8");
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == '\r' || s[i] == '\n')
-			return fail(sc, i, "CR or LF in an address");
+	const char *cr = memchr(s, '\r', n), *lf = memchr(s, '\n', n);
+	if (cr || lf)
+		return fail(sc, (size_t)((cr && (!lf || cr < lf) ? cr : lf) - s), "CR or LF in an address");
 	return 0;
 }
 

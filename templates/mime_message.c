@@ -20,6 +20,7 @@
 #define BOUNDARY_RANDOM 10    /* 80 bits */
 /* "=_" and 20 hex digits: what every boundary of a message starts with */
 #define BOUNDARY_PREFIX_LEN (2 + 2 * BOUNDARY_RANDOM)
+#define BOUNDARY_LEN (BOUNDARY_PREFIX_LEN + 2)   /* the prefix, '_' and the level's letter */
 #define BUILD_ATTEMPTS 4
 /* Header fields remembered from the message before, by their place among
  * the template's headers, when their value is at most HEADER_MEMO_VALUE
@@ -91,7 +92,7 @@ struct build {
 	const struct mime_message_opts *o;
 	struct bytebuf *out;
 	struct mime_message_info *info;
-	char boundary[BOUNDARY_PREFIX_LEN + 3];   /* prefix, '_', a letter per level */
+	char boundary[BOUNDARY_LEN + 1];   /* prefix, '_', a letter per level */
 	int multipart;
 	int collided;                  /* a part that goes as it is holds the boundary */
 	int any_8bit;
@@ -708,20 +709,27 @@ static inline int put(struct build *st, const char *s)
 	return 0;
 }
 
+/* The boundary of level (its length is known: no strlen per use). */
+static inline int put_boundary(struct build *st, char level)
+{
+	st->boundary[BOUNDARY_LEN - 1] = level;
+	if (bytebuf_append(st->out, st->boundary, BOUNDARY_LEN) != 0)
+		return fail(st->b, "%s", st->out->errstr);
+	return 0;
+}
+
 /* "--B_x" with what comes before and after it. */
 static int delimiter(struct build *st, const char *before, char level, const char *after)
 {
-	st->boundary[BOUNDARY_PREFIX_LEN + 1] = level;
-	if (put(st, before) != 0 || put(st, "--") != 0 || put(st, st->boundary) != 0)
+	if (put(st, before) != 0 || put(st, "--") != 0 || put_boundary(st, level) != 0)
 		return -1;
 	return put(st, after);
 }
 
 static int multipart_header(struct build *st, const char *subtype, char level)
 {
-	st->boundary[BOUNDARY_PREFIX_LEN + 1] = level;
 	if (put(st, "Content-Type: multipart/") != 0 || put(st, subtype) != 0 ||
-	    put(st, "; boundary=\"") != 0 || put(st, st->boundary) != 0 || put(st, "\"\r\n\r\n") != 0)
+	    put(st, "; boundary=\"") != 0 || put_boundary(st, level) != 0 || put(st, "\"\r\n\r\n") != 0)
 		return -1;
 	return 0;
 }

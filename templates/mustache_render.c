@@ -116,14 +116,39 @@ static int grow(struct render *r, size_t n)
 	return 0;
 }
 
+/* Copies s[0..n) to d: a value or the text between two tags is mostly
+ * short, and copied here with two overlapping moves rather than a call. */
+static inline void copy(char *d, const char *s, size_t n)
+{
+	uint64_t a, b;
+	uint32_t x, y;
+
+	if (n > 16) {
+		memcpy(d, s, n);
+	} else if (n >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+		memcpy(d, &a, 8);
+		memcpy(d + n - 8, &b, 8);
+	} else if (n >= 4) {
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		memcpy(d, &x, 4);
+		memcpy(d + n - 4, &y, 4);
+	} else if (n > 0) {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
+}
+
 static inline int put(struct render *r, const char *s, size_t n)
 {
 	struct tpl_buf *b = r->out;
 
 	if (n > b->cap - b->len && grow(r, n) < 0)
 		return -1;
-	if (n)
-		memcpy(b->data + b->len, s, n);
+	copy(b->data + b->len, s, n);
 	b->len += n;
 	return 0;
 }
