@@ -26,7 +26,7 @@ void bytebuf_free(struct bytebuf *b)
 	b->cap = 0;
 }
 
-int bytebuf_reserve(struct bytebuf *b, size_t n)
+int bytebuf_grow(struct bytebuf *b, size_t n)
 {
 	size_t want, cap;
 	char *p;
@@ -51,22 +51,6 @@ int bytebuf_reserve(struct bytebuf *b, size_t n)
 	b->data = p;
 	b->cap = cap;
 	return 0;
-}
-
-int bytebuf_append(struct bytebuf *b, const void *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (bytebuf_reserve(b, n) != 0)
-		return -1;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-int bytebuf_append_str(struct bytebuf *b, const char *s)
-{
-	return bytebuf_append(b, s, strlen(s));
 }
 
 int bytebuf_append_byte(struct bytebuf *b, char c)

@@ -14,6 +14,7 @@
 #define VOLLEY_BYTEBUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct bytebuf {
 	char *data;
@@ -41,15 +42,36 @@ static inline char *bytebuf_tail(struct bytebuf *b) { return b->data + b->len; }
 /* Bytes that may still be appended before the cap. */
 static inline size_t bytebuf_room(const struct bytebuf *b) { return b->max - b->len; }
 
+/* bytebuf_reserve when the room is not there yet: grows the buffer. */
+int bytebuf_grow(struct bytebuf *b, size_t n);
+
 /* Makes room for n more bytes (allocated, within the cap). Returns 0, or -1
- * with errstr set ("larger than the cap", "out of memory"). */
-int bytebuf_reserve(struct bytebuf *b, size_t n);
+ * with errstr set ("larger than the cap", "out of memory"). Inline: a
+ * message is written in many short appends, and the room is nearly always
+ * there already. */
+static inline int bytebuf_reserve(struct bytebuf *b, size_t n)
+{
+	return n <= b->cap - b->len ? 0 : bytebuf_grow(b, n);
+}
 
 /* Appends p[0..n). Returns 0, or -1 (nothing appended; see errstr). */
-int bytebuf_append(struct bytebuf *b, const void *p, size_t n);
+static inline int bytebuf_append(struct bytebuf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (bytebuf_reserve(b, n) != 0)
+		return -1;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
 
-/* Appends the NUL-terminated s (without its NUL). Returns 0 or -1. */
-int bytebuf_append_str(struct bytebuf *b, const char *s);
+/* Appends the NUL-terminated s (without its NUL). Returns 0 or -1. Inline,
+ * so that a literal's length is known when compiling. */
+static inline int bytebuf_append_str(struct bytebuf *b, const char *s)
+{
+	return bytebuf_append(b, s, strlen(s));
+}
 
 /* Appends one byte. Returns 0 or -1. */
 int bytebuf_append_byte(struct bytebuf *b, char c);

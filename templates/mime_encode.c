@@ -575,6 +575,16 @@ static int word_needs_encoding(const unsigned char *w, size_t n, int utf8, size_
 	return 0;
 }
 
+/* Whether the value s[0..n) (trimmed) goes as it is after one space: it
+ * is not empty, its words need no encoding (printable ASCII, no "=?") and
+ * the line needs no fold. The common Subject, written without looking at
+ * each word. */
+static int unstructured_as_is(const struct mime_field *f, const unsigned char *s, size_t n)
+{
+	return n > 0 && f->col + 1 + n <= MIME_LINE_SHOULD && plain_run(s, n) == n &&
+	       !memchr(s, 0x7f, n) && !memmem(s, n, "=?", 2);
+}
+
 int mime_field_unstructured(struct mime_field *f, const char *v, size_t n, int utf8)
 {
 	const unsigned char *s = (const unsigned char *)v;
@@ -589,6 +599,18 @@ int mime_field_unstructured(struct mime_field *f, const char *v, size_t n, int u
 		i++;
 	while (n > i && is_wsp(s[n - 1]))
 		n--;
+	if (unstructured_as_is(f, s + i, n - i)) {
+		/* what the word by word loop below would write, in one go */
+		if (bytebuf_reserve(f->out, 1 + n - i) != 0)
+			return MIME_EBUF;
+		char *o = bytebuf_tail(f->out);
+		o[0] = ' ';
+		memcpy(o + 1, v + i, n - i);
+		f->out->len += 1 + n - i;
+		f->col += 1 + n - i;
+		f->tokens++;
+		return 0;
+	}
 	while (i < n) {
 		size_t end = i;
 

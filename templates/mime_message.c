@@ -20,6 +20,7 @@
 #define BOUNDARY_RANDOM 10    /* 80 bits */
 /* "=_" and 20 hex digits: what every boundary of a message starts with */
 #define BOUNDARY_PREFIX_LEN (2 + 2 * BOUNDARY_RANDOM)
+#define BOUNDARY_LEN (BOUNDARY_PREFIX_LEN + 2)   /* the prefix, '_' and the level's letter */
 #define BUILD_ATTEMPTS 4
 /* Header fields remembered from the message before, by their place among
  * the template's headers, when their value is at most HEADER_MEMO_VALUE
@@ -47,8 +48,18 @@ struct header_memo {
 _Static_assert(sizeof ((struct header_memo *)0)->envelope_from ==
 	       sizeof ((struct mime_message_info *)0)->envelope_from, "envelope sizes");
 
+/* A header name that passed the checks, kept with what they found, so that
+ * the next message with the same name at that place is not checked again. */
+struct header_name {
+	size_t len;                        /* 0: none kept */
+	char name[MIME_HEADER_NAME_MAX];
+	int single;                        /* its index in SINGLE, or -1 */
+	int unsubscribe;                   /* List-Unsubscribe or List-Unsubscribe-Post */
+};
+
 struct mime_builder {
 	struct header_memo memo[HEADER_MEMO];
+	struct header_name names_checked[HEADER_MEMO];
 	struct bytebuf clean;          /* one header value, cleaned */
 	struct bytebuf names;          /* the display names of one address header */
 	struct mime_mailbox boxes[MIME_ADDRESSES_MAX];
@@ -81,7 +92,7 @@ struct build {
 	const struct mime_message_opts *o;
 	struct bytebuf *out;
 	struct mime_message_info *info;
-	char boundary[BOUNDARY_PREFIX_LEN + 3];   /* prefix, '_', a letter per level */
+	char boundary[BOUNDARY_LEN + 1];   /* prefix, '_', a letter per level */
 	int multipart;
 	int collided;                  /* a part that goes as it is holds the boundary */
 	int any_8bit;
@@ -604,6 +615,37 @@ static void memo_keep(struct build *st, struct header_memo *m, const struct mime
 		memcpy(m->envelope_from, st->info->envelope_from, sizeof m->envelope_from);
 }
 
+/* Checks h's name (the k-th header): sets *single (its index in SINGLE,
+ * or -1) and *unsubscribe. Returns 0, or -1 when volley does not take it. */
+static int header_name_check(struct mime_builder *b, size_t k, const struct mime_header_value *h,
+			     int *single, int *unsubscribe)
+{
+	struct header_name *kept = k < HEADER_MEMO ? &b->names_checked[k] : NULL;
+	char name[MIME_HEADER_NAME_MAX + 1];
+
+	if (kept && kept->len == h->name_len && memcmp(kept->name, h->name, h->name_len) == 0) {
+		*single = kept->single;
+		*unsubscribe = kept->unsubscribe;
+		return 0;
+	}
+	shown(h->name, h->name_len, name);
+	if (!mime_header_name_valid(h->name, h->name_len))
+		return fail(b, "bad header name \"%s\"", name);
+	if (mime_header_is_reserved(h->name, h->name_len))
+		return fail(b, "header %s is set by volley; remove it from the template", name);
+	*single = single_index(h->name, h->name_len);
+	*unsubscribe = name_is(h->name, h->name_len, "List-Unsubscribe") ||
+		       name_is(h->name, h->name_len, "List-Unsubscribe-Post");
+	if (kept) {
+		/* a valid name is at most MIME_HEADER_NAME_MAX octets */
+		memcpy(kept->name, h->name, h->name_len);
+		kept->len = h->name_len;
+		kept->single = *single;
+		kept->unsubscribe = *unsubscribe;
+	}
+	return 0;
+}
+
 static int headers(struct build *st)
 {
 	const struct mime_message_opts *o = st->o;
@@ -620,16 +662,12 @@ static int headers(struct build *st)
 
 	for (size_t k = 0; k < st->in->nheaders; k++) {
 		const struct mime_header_value *h = &st->in->headers[k];
-		int single = single_index(h->name, h->name_len);
+		int single = -1, unsubscribe = 0;
 
+		if (header_name_check(b, k, h, &single, &unsubscribe) != 0)
+			return -1;
 		shown(h->name, h->name_len, name);
-		if (!mime_header_name_valid(h->name, h->name_len))
-			return fail(b, "bad header name \"%s\"", name);
-		if (mime_header_is_reserved(h->name, h->name_len))
-			return fail(b, "header %s is set by volley; remove it from the template", name);
-		if ((o->unsubscribe_url || o->unsubscribe_mailto) &&
-		    (name_is(h->name, h->name_len, "List-Unsubscribe") ||
-		     name_is(h->name, h->name_len, "List-Unsubscribe-Post")))
+		if ((o->unsubscribe_url || o->unsubscribe_mailto) && unsubscribe)
 			return fail(b, "header %s is set by volley from the unsubscribe URL", name);
 		if (single >= 0) {
 			if (seen & (1u << single))
@@ -671,20 +709,27 @@ static inline int put(struct build *st, const char *s)
 	return 0;
 }
 
+/* The boundary of level (its length is known: no strlen per use). */
+static inline int put_boundary(struct build *st, char level)
+{
+	st->boundary[BOUNDARY_LEN - 1] = level;
+	if (bytebuf_append(st->out, st->boundary, BOUNDARY_LEN) != 0)
+		return fail(st->b, "%s", st->out->errstr);
+	return 0;
+}
+
 /* "--B_x" with what comes before and after it. */
 static int delimiter(struct build *st, const char *before, char level, const char *after)
 {
-	st->boundary[BOUNDARY_PREFIX_LEN + 1] = level;
-	if (put(st, before) != 0 || put(st, "--") != 0 || put(st, st->boundary) != 0)
+	if (put(st, before) != 0 || put(st, "--") != 0 || put_boundary(st, level) != 0)
 		return -1;
 	return put(st, after);
 }
 
 static int multipart_header(struct build *st, const char *subtype, char level)
 {
-	st->boundary[BOUNDARY_PREFIX_LEN + 1] = level;
 	if (put(st, "Content-Type: multipart/") != 0 || put(st, subtype) != 0 ||
-	    put(st, "; boundary=\"") != 0 || put(st, st->boundary) != 0 || put(st, "\"\r\n\r\n") != 0)
+	    put(st, "; boundary=\"") != 0 || put_boundary(st, level) != 0 || put(st, "\"\r\n\r\n") != 0)
 		return -1;
 	return 0;
 }

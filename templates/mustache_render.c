@@ -116,14 +116,39 @@ static int grow(struct render *r, size_t n)
 	return 0;
 }
 
+/* Copies s[0..n) to d: a value or the text between two tags is mostly
+ * short, and copied here with two overlapping moves rather than a call. */
+static inline void copy(char *d, const char *s, size_t n)
+{
+	uint64_t a, b;
+	uint32_t x, y;
+
+	if (n > 16) {
+		memcpy(d, s, n);
+	} else if (n >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+		memcpy(d, &a, 8);
+		memcpy(d + n - 8, &b, 8);
+	} else if (n >= 4) {
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		memcpy(d, &x, 4);
+		memcpy(d + n - 4, &y, 4);
+	} else if (n > 0) {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
+}
+
 static inline int put(struct render *r, const char *s, size_t n)
 {
 	struct tpl_buf *b = r->out;
 
 	if (n > b->cap - b->len && grow(r, n) < 0)
 		return -1;
-	if (n)
-		memcpy(b->data + b->len, s, n);
+	copy(b->data + b->len, s, n);
 	b->len += n;
 	return 0;
 }
@@ -228,19 +253,25 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	return put(r, s, n);
 }
 
-static const char *const html_entity[256] = {
-	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+#define ENTITY(s) { s, sizeof s - 1 }
+static const struct {
+	const char *s;
+	size_t len;       /* 0: the byte stands for itself */
+} html_entity[256] = {
+	['&'] = ENTITY("&amp;"), ['<'] = ENTITY("&lt;"), ['>'] = ENTITY("&gt;"),
+	['"'] = ENTITY("&quot;"), ['\''] = ENTITY("&#39;"),
 };
+#undef ENTITY
 
 static int put_html(struct render *r, const char *s, size_t n)
 {
 	size_t run = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *e = html_entity[(unsigned char)s[i]];
-		if (!e)
+		unsigned char c = (unsigned char)s[i];
+		if (!html_entity[c].len)
 			continue;
-		if (put(r, s + run, i - run) < 0 || put(r, e, strlen(e)) < 0)
+		if (put(r, s + run, i - run) < 0 || put(r, html_entity[c].s, html_entity[c].len) < 0)
 			return -1;
 		run = i + 1;
 	}
@@ -344,13 +375,32 @@ static inline vec16 load_short(const char *s, size_t n)
 	return (vec16)(u64x2){ a, b };
 }
 
+/* The VALUE_* bits of s[0..n)'s control characters and non-ASCII bytes,
+ * byte by byte: they are rare in a value, so the vector pass below only
+ * notes that there is one. */
+static unsigned odd_bytes_class(const char *s, size_t n)
+{
+	unsigned cls = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\0' || c == '\r' || c == '\n')
+			cls |= VALUE_BREAK;
+		else if (c == '\t')
+			cls |= VALUE_LOOSE;
+		else if (c >= 0x80)
+			cls |= VALUE_HIGH;
+	}
+	return cls;
+}
+
 /* The VALUE_* bits s[0..n) has. Each lane gathers the bits of its bytes,
  * and the lanes are folded into one byte at the end. */
 static unsigned value_class(const char *s, size_t n, unsigned char watch, int html)
 {
-	vec16 cls = splat16(0), v;
+	vec16 cls = splat16(0), odd = splat16(0), v;
 	uint64_t pairs = 0;
-	/* a watch byte of 0 would match NUL, which VALUE_BREAK covers anyway */
+	/* a watch byte of 0 would match NUL, which the odd bytes cover anyway */
 	const vec16 w = splat16(watch ? (char)watch : '\r');
 	size_t i = 0;
 
@@ -376,11 +426,9 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 			adjacent = n >= 8 ? ~0ull : short_adjacent[n];
 			cross = 0;
 		}
-		cls |= ((v == splat16(0)) | (v == splat16('\r')) | (v == splat16('\n'))) &
-		       splat16(VALUE_BREAK);
-		cls |= (v < splat16(0)) & splat16(VALUE_HIGH);
+		/* below SP as signed bytes: a control character or non-ASCII */
+		odd |= v < splat16(' ');
 		cls |= (v == w) & splat16(VALUE_WATCH);
-		cls |= (v == splat16('\t')) & splat16(VALUE_LOOSE);
 		if (html)
 			cls |= ((v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
 				(v == splat16('"')) | (v == splat16('\''))) & splat16(VALUE_HTML);
@@ -393,13 +441,19 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 			pairs |= sp[0] >> 56 & sp[1];
 		if (n - i <= 16)
 			break;
+		/* the seam with the next block, which no block's lanes hold
+		 * both sides of when the last block starts right there */
+		pairs |= s[i + 15] == ' ' && s[i + 16] == ' ';
 		i += 16;
 	}
 	uint64_t a = ((u64x2)cls)[0] | ((u64x2)cls)[1];
 	a |= a >> 32;
 	a |= a >> 16;
 	a |= a >> 8;
-	return (unsigned)(a & 0xff) | (pairs ? VALUE_LOOSE : 0);
+	unsigned found = (unsigned)(a & 0xff) | (pairs ? VALUE_LOOSE : 0);
+	if (((u64x2)odd)[0] | ((u64x2)odd)[1])
+		found |= odd_bytes_class(s, n);
+	return found;
 }
 
 /* Lines: a value, which must hold no line end (a CR or LF would need a

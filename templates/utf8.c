@@ -49,6 +49,9 @@ size_t utf8_check(const char *s, size_t n)
 				i += 8;
 				continue;
 			}
+		} else if ((unsigned char)s[i] < 0x80) {
+			i++;   /* the ASCII tail of a short value, without a call per byte */
+			continue;
 		}
 		len = utf8_char_len(s + i, n - i);
 		if (len == 0)

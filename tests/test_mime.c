@@ -1803,6 +1803,10 @@ static void test_message_header_memo(void)
 		{ "Keyword", "Bob", "two", NULL, NULL },
 		{ "Keyword", "Ann <ann@example.test>", "two", "\r\nFrom: Ann <ann@example.test>\r\n",
 		  "ann@example.test" },
+		/* a name checked in the message before, then another at its place */
+		{ "Key:ord", "Ann <ann@example.test>", "two", NULL, NULL },
+		{ "Subject", "Ann <ann@example.test>", "two", "\r\nSubject: two\r\n", "ann@example.test" },
+		{ "Sender\t", "Ann <ann@example.test>", "two", NULL, NULL },
 	};
 
 	bytebuf_init(&out, BUF_MAX);

@@ -934,6 +934,40 @@ static void test_lines_loose_values(void)
 	tpl_free(t);
 }
 
+/* Two SPs on the seam between two of the value scan's sixteen-byte
+ * blocks, at every place in values of 17 to 64 bytes, with no other SP:
+ * each is loose. */
+static void test_lines_loose_seams(void)
+{
+	struct tpl *t = compile_with("x{{v}}y", NULL);
+	struct tpl_lines *l = t ? tpl_lines_new(t, 0) : NULL;
+	char v[65], vars[128];
+
+	for (size_t n = 17; l && n <= 64; n++) {
+		for (size_t at = 0; at + 1 < n; at++) {
+			memset(v, 'a', n);
+			v[n] = '\0';
+			v[at] = v[at + 1] = ' ';
+			snprintf(vars, sizeof vars, "{\"v\":\"%s\"}", v);
+			json_t *data = json_loads(vars, 0, NULL);
+			struct tpl_data d = tpl_json_data(data);
+			struct tpl_lines_out lo = { .max_line = 998 };
+			out.len = 0;
+			int rc = tpl_render_lines(t, l, &d, TPL_ESCAPE_NONE, 0, &out, &lo, &err);
+			json_decref(data);
+			if (rc != 0 || !lo.loose_space) {
+				T_FAIL("value of %zu with SPs at %zu: rc %d, loose_space %d, want 0, 1", n,
+				       at, rc, lo.loose_space);
+				n = 64;
+				break;
+			}
+			t_checks++;
+		}
+	}
+	tpl_lines_free(l);
+	tpl_free(t);
+}
+
 /* What a render reports besides its text: whether it wrote the watch byte
  * ('_' here), and loose whitespace, also across the seams between text
  * and values and at the end. */
@@ -1002,6 +1036,7 @@ int main(void)
 	test_scan_guarded();
 	test_lines();
 	test_lines_loose_values();
+	test_lines_loose_seams();
 	test_lines_reports();
 	tpl_buf_free(&out);
 	return t_done("test_mustache");
