@@ -57,18 +57,23 @@ enum {
 	AC_ATEXT  = 2,   /* RFC 5322 atext; RFC 6531 adds every non-ASCII octet */
 	AC_DOMAIN = 4,   /* may appear in a domain label: let-dig, '-', UTF-8 */
 	AC_REFUSE = 8,   /* could end or split a command line: refused anywhere */
+	/* For plain_address: ASCII only. */
+	AC_PLAIN_LOCAL = 16,   /* ASCII atext */
+	AC_PLAIN_LABEL = 32,   /* letter, digit or '-' */
 };
-#define AC_WORD (AC_ALNUM | AC_ATEXT | AC_DOMAIN)
+#define AC_WORD (AC_ALNUM | AC_ATEXT | AC_DOMAIN | AC_PLAIN_LOCAL | AC_PLAIN_LABEL)
+#define AC_ASCII_ATEXT (AC_ATEXT | AC_PLAIN_LOCAL)
 static const unsigned char addr_class[256] = {
 	[0x00 ... 0x1f] = AC_REFUSE, [' '] = AC_REFUSE, ['<'] = AC_REFUSE, ['>'] = AC_REFUSE,
 	[0x7f] = AC_REFUSE,
 	['0' ... '9'] = AC_WORD, ['A' ... 'Z'] = AC_WORD, ['a' ... 'z'] = AC_WORD,
-	['-'] = AC_ATEXT | AC_DOMAIN, [0x80 ... 0xff] = AC_ATEXT | AC_DOMAIN,
-	['!'] = AC_ATEXT, ['#'] = AC_ATEXT, ['$'] = AC_ATEXT, ['%'] = AC_ATEXT,
-	['&'] = AC_ATEXT, ['\''] = AC_ATEXT, ['*'] = AC_ATEXT, ['+'] = AC_ATEXT,
-	['/'] = AC_ATEXT, ['='] = AC_ATEXT, ['?'] = AC_ATEXT, ['^'] = AC_ATEXT,
-	['_'] = AC_ATEXT, ['`'] = AC_ATEXT, ['{'] = AC_ATEXT, ['|'] = AC_ATEXT,
-	['}'] = AC_ATEXT, ['~'] = AC_ATEXT,
+	['-'] = AC_ASCII_ATEXT | AC_DOMAIN | AC_PLAIN_LABEL, [0x80 ... 0xff] = AC_ATEXT | AC_DOMAIN,
+	['!'] = AC_ASCII_ATEXT, ['#'] = AC_ASCII_ATEXT, ['$'] = AC_ASCII_ATEXT,
+	['%'] = AC_ASCII_ATEXT, ['&'] = AC_ASCII_ATEXT, ['\''] = AC_ASCII_ATEXT,
+	['*'] = AC_ASCII_ATEXT, ['+'] = AC_ASCII_ATEXT, ['/'] = AC_ASCII_ATEXT,
+	['='] = AC_ASCII_ATEXT, ['?'] = AC_ASCII_ATEXT, ['^'] = AC_ASCII_ATEXT,
+	['_'] = AC_ASCII_ATEXT, ['`'] = AC_ASCII_ATEXT, ['{'] = AC_ASCII_ATEXT,
+	['|'] = AC_ASCII_ATEXT, ['}'] = AC_ASCII_ATEXT, ['~'] = AC_ASCII_ATEXT,
 };
 
 static int is_alnum(unsigned char c)
@@ -173,33 +178,36 @@ static int plain_address(const unsigned char *u, size_t len)
 {
 	if (len == 0 || len > SMTP_PATH_MAX - 2)
 		return 0;
-	size_t i = 0, atom = 0;
-	for (; i < len; i++) {
-		unsigned char c = u[i];
-		if (c == '.') {
-			if (i == atom)
-				return 0;
-			atom = i + 1;
-		} else if (c == '@') {
+	/* The local part: atoms of ASCII atext joined by single dots. */
+	size_t i = 0;
+	for (;;) {
+		size_t atom = i;
+		while (i < len && (addr_class[u[i]] & AC_PLAIN_LOCAL))
+			i++;
+		if (i == atom || i == len)
+			return 0;
+		if (u[i] == '@')
 			break;
-		} else if (c >= 0x80 || !(addr_class[c] & AC_ATEXT)) {
+		if (u[i] != '.')
 			return 0;
-		}
+		i++;
 	}
-	if (i == 0 || i == atom || i + 1 >= len || i > SMTP_LOCAL_PART_MAX)
+	if (i > SMTP_LOCAL_PART_MAX)
 		return 0;
-	size_t label = ++i;
-	for (;; i++) {
-		unsigned char c = i < len ? u[i] : '.';
-		if (c == '.') {
-			if (i == label || i - label > 63 || u[label] == '-' || u[i - 1] == '-')
-				return 0;
-			if (i >= len)
-				return 1;
-			label = i + 1;
-		} else if (c >= 0x80 || !(addr_class[c] & AC_DOMAIN)) {
+	/* The domain: labels of letters, digits and inner hyphens, 1 to 63
+	 * octets each, joined by single dots. */
+	i++;
+	for (;;) {
+		size_t label = i;
+		while (i < len && (addr_class[u[i]] & AC_PLAIN_LABEL))
+			i++;
+		if (i == label || i - label > 63 || u[label] == '-' || u[i - 1] == '-')
 			return 0;
-		}
+		if (i == len)
+			return 1;
+		if (u[i] != '.')
+			return 0;
+		i++;
 	}
 }
 
