@@ -101,11 +101,12 @@ json() {   # json FILE KEY -> the value of KEY in the JSON object in FILE
 median() { $PY -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
 echo "== 1. the sink's own cost: server CPU per message, same client load"
-declare -A COST
-for server in smtp-sink volley-sink; do
+# The two servers alternate run by run, so that a machine that gets busier
+# or quieter during the script weighs on both alike.
+declare -A VALS
+for i in $(seq "$RUNS"); do
   for client in smtp-source volley-pipelining; do
-    vals=()
-    for i in $(seq "$RUNS"); do
+    for server in smtp-sink volley-sink; do
       if [ "$server" = smtp-sink ]; then start_smtp_sink; else start_volley_sink s1 --no-starttls; fi
       c0=$(cpu_ticks "$SINK_PID")
       if [ "$client" = smtp-source ]; then
@@ -119,11 +120,15 @@ for server in smtp-sink volley-sink; do
       c1=$(cpu_ticks "$SINK_PID")
       stop_sink
       us=$($PY -c "print(($c1 - $c0) / $TCK / $MESSAGES * 1e6)")
-      vals+=("$us")
+      VALS[$server.$client]+="$us "
       printf '  %-11s <- %-17s run %d: %7.2f us server CPU per message\n' "$server" "$client" "$i" "$us"
     done
-    COST[$server.$client]=$(median "${vals[@]}")
   done
+done
+declare -A COST
+for key in "${!VALS[@]}"; do
+  # shellcheck disable=SC2086
+  COST[$key]=$(median ${VALS[$key]})
 done
 for client in smtp-source volley-pipelining; do
   $PY -c "
