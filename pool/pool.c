@@ -77,11 +77,12 @@ static void on_rcpt_done(void *user, const struct smtp_outcome *o)
 	}
 }
 
-/* Counts a message out. When the last one in flight is done, the sessions
- * have parked and given back their windows (smtp_session_trim), but glibc
- * keeps freed chunks between live ones resident until asked: ask, at most
- * once a POOL_HEAP_RELEASE_MS, so a pool between bursts holds what its
- * sessions hold and not what the burst needed. */
+/* Counts a message out. When the last one in flight is done, traffic has
+ * stopped and the sessions park, giving back their windows
+ * (smtp_session_trim); but glibc keeps freed chunks between live ones
+ * resident until asked. Ask, at most once a POOL_HEAP_RELEASE_MS, so that a
+ * pool between bursts holds what its sessions hold, not what the burst
+ * needed. */
 static void message_finished(struct pool *p)
 {
 	if (p->outstanding && --p->outstanding == 0) {
