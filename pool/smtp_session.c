@@ -347,6 +347,23 @@ static size_t cmd_free(const struct smtp_session *s)
 	return s->cmd_cap - (s->cmd_w - s->cmd_r);
 }
 
+/* Drops the output and pending rings (wiping the command bytes: AUTH lines
+ * pass there), leaving none. */
+static void rings_free(struct smtp_session *s)
+{
+	if (s->cmdbuf)
+		explicit_bzero(s->cmdbuf, s->cmd_cap);
+	free(s->cmdbuf);
+	free(s->seg);
+	free(s->pend);
+	s->cmdbuf = NULL;
+	s->seg = NULL;
+	s->pend = NULL;
+	s->cmd_cap = s->cmd_r = s->cmd_w = 0;
+	s->seg_cap = s->seg_head = 0;
+	s->pend_cap = s->pend_head = 0;
+}
+
 /* Moves the output and pending rings to new ones of the given sizes, which
  * must hold what is queued; never while output memory is lent. Returns 0,
  * or -1 with the old rings kept. */
@@ -364,28 +381,27 @@ static int rings_resize(struct smtp_session *s, size_t cmd_cap, unsigned seg_cap
 		free(pend);
 		return -1;
 	}
-	if (s->cmdbuf) {
+	if (s->cmdbuf)
 		memcpy(cmd, s->cmdbuf + s->cmd_r, cmd_n);
-		explicit_bzero(s->cmdbuf, s->cmd_cap);   /* AUTH lines pass here */
-	}
 	for (unsigned i = 0; i < s->seg_n; i++)
 		seg[i] = s->seg[ring_at(s->seg_head, i, s->seg_cap)];
 	for (unsigned i = 0; i < s->pend_n; i++)
 		pend[i] = s->pend[ring_at(s->pend_head, i, s->pend_cap)];
-	free(s->cmdbuf);
-	free(s->seg);
-	free(s->pend);
+	rings_free(s);
 	s->cmdbuf = cmd;
 	s->cmd_cap = cmd_cap;
-	s->cmd_r = 0;
 	s->cmd_w = cmd_n;
 	s->seg = seg;
 	s->seg_cap = seg_cap;
-	s->seg_head = 0;
 	s->pend = pend;
 	s->pend_cap = pend_cap;
-	s->pend_head = 0;
 	return 0;
+}
+
+/* The rings of the hello phase, also what a parked session takes back. */
+static int rings_for_hello(struct smtp_session *s)
+{
+	return rings_resize(s, HELLO_CMD_CAP, HELLO_SEGS, HELLO_PENDING);
 }
 
 /* Rings for a window of max_txn transactions: their MAIL, RCPT and BDAT
@@ -740,7 +756,7 @@ static void fill(struct smtp_session *s)
 	/* A parked session has no rings (smtp_session_trim) until it has
 	 * something to say. */
 	if (!s->seg && (!(s->staged_len || s->txn_n || s->raw_sent < s->raw_n || s->quit_wanted) ||
-			rings_resize(s, HELLO_CMD_CAP, HELLO_SEGS, HELLO_PENDING) < 0))
+			rings_for_hello(s) < 0))
 		return;
 	if (s->staged_len) {
 		if (!lockstep_clear(s) || cmd_free(s) < s->staged_len)
@@ -1361,10 +1377,7 @@ struct smtp_session *smtp_session_new(const struct smtp_session_config *cfg)
 		return NULL;
 	s->cfg = *cfg;
 	s->in = malloc(SESSION_IN_START);
-	if (!s->in || rings_resize(s, HELLO_CMD_CAP, HELLO_SEGS, HELLO_PENDING) < 0) {
-		free(s->cmdbuf);
-		free(s->seg);
-		free(s->pend);
+	if (!s->in || rings_for_hello(s) < 0) {
 		free(s->in);
 		free(s);
 		return NULL;
@@ -1382,17 +1395,13 @@ void smtp_session_free(struct smtp_session *s)
 	if (!s)
 		return;
 	smtp_session_abort(s, 421, "4.4.2", "session closed");
-	if (s->cmdbuf)
-		explicit_bzero(s->cmdbuf, s->cmd_cap);
+	rings_free(s);
 	if (s->staged)
 		explicit_bzero(s->staged, s->staged_len);
 	free(s->staged);
 	free(s->reply);
 	sasl_client_wipe(&s->sasl);
 	free(s->in);
-	free(s->cmdbuf);
-	free(s->seg);
-	free(s->pend);
 	free(s->txn);
 	free(s->raw);
 	free(s->greeting);
@@ -1404,17 +1413,7 @@ void smtp_session_trim(struct smtp_session *s)
 {
 	if (s->txn_n || s->seg_n || s->pend_n || s->raw_n || s->lent || s->staged || s->handling)
 		return;
-	if (s->cmdbuf)
-		explicit_bzero(s->cmdbuf, s->cmd_cap);
-	free(s->cmdbuf);
-	free(s->seg);
-	free(s->pend);
-	s->cmdbuf = NULL;
-	s->seg = NULL;
-	s->pend = NULL;
-	s->cmd_cap = s->cmd_r = s->cmd_w = 0;
-	s->seg_cap = s->seg_head = 0;
-	s->pend_cap = s->pend_head = 0;
+	rings_free(s);
 	free(s->txn);
 	s->txn = NULL;
 	free(s->reply);
