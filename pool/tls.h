@@ -38,13 +38,15 @@ struct tls_ctx_opts {
 	const char *key_file;    /* server: private key (PEM) */
 	int min_version;         /* 12 or 13; 0 means 12 */
 	int max_version;         /* 12 or 13; 0 means 13 (12 for peers that break on 1.3) */
+	int no_aead_offload;     /* leave AES-GCM to wolfSSL and prefer ChaCha20, as
+				  * on a CPU without AES-NI (see pool/tls_aead.h) */
 };
 
 struct tls_ctx;
 struct tls_conn;
 struct tls_saved;            /* a session kept for resumption */
 
-/* Frees what wolfSSL keeps per thread (its cache of elliptic-curve points,
+/* Frees what TLS keeps per thread (wolfSSL's cache of elliptic-curve points,
  * megabytes once handshakes have run). Call it as a thread that used TLS
  * ends; the thread may use TLS again afterwards. */
 void tls_thread_done(void);
@@ -106,10 +108,12 @@ ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
 /* Queues a close_notify alert in the output buffer. */
 void tls_conn_close_notify(struct tls_conn *c);
 
-/* After the handshake: "TLSv1.3", the cipher suite name, whether the
- * session was resumed. */
+/* After the handshake: "TLSv1.3", the cipher suite name, who does the
+ * cipher's work ("libcrypto" for AES-GCM through pool/tls_aead, else
+ * "wolfssl"), whether the session was resumed. */
 const char *tls_conn_version(const struct tls_conn *c);
 const char *tls_conn_cipher(const struct tls_conn *c);
+const char *tls_conn_aead(const struct tls_conn *c);
 int tls_conn_resumed(const struct tls_conn *c);
 
 /* The last error, e.g. "certificate verify failed: host name mismatch". */
