@@ -120,8 +120,23 @@ fail:
 	return -1;
 }
 
+/* One operation handed over by wolfSSL; a size this device does not take
+ * goes back to wolfSSL (which set up its own key beside devKey). */
+static int device_gcm(int enc, const Aes *aes, unsigned char *out, const unsigned char *in,
+		      word32 sz, const unsigned char *iv, word32 iv_len, unsigned char *tag,
+		      word32 tag_len, const unsigned char *aad, word32 aad_len)
+{
+	size_t key_len = (size_t)aes->keylen;
+	if (!sizes_ok(key_len, iv_len, aad_len, sz, tag_len))
+		return CRYPTOCB_UNAVAILABLE;
+	if (tls_aead_gcm(enc, (const unsigned char *)aes->devKey, key_len, iv, iv_len, aad,
+			 aad_len, in, out, sz, tag, tag_len) == 0)
+		return 0;
+	return enc ? WC_HW_E : AES_GCM_AUTH_E;
+}
+
 /* wolfSSL's view: AES-GCM is ours, everything else is declined and done by
- * wolfSSL itself. A size this device does not take is declined too. */
+ * wolfSSL itself. */
 static int device_cb(int devid, wc_CryptoInfo *info, void *arg)
 {
 	(void)devid;
@@ -129,29 +144,13 @@ static int device_cb(int devid, wc_CryptoInfo *info, void *arg)
 	if (info->algo_type != WC_ALGO_TYPE_CIPHER || info->cipher.type != WC_CIPHER_AES_GCM)
 		return CRYPTOCB_UNAVAILABLE;
 	if (info->cipher.enc) {
-		const Aes *aes = info->cipher.aesgcm_enc.aes;
-		if (!sizes_ok((size_t)aes->keylen, info->cipher.aesgcm_enc.ivSz,
-			      info->cipher.aesgcm_enc.authInSz, info->cipher.aesgcm_enc.sz,
-			      info->cipher.aesgcm_enc.authTagSz))
-			return CRYPTOCB_UNAVAILABLE;
-		return tls_aead_gcm(1, (const unsigned char *)aes->devKey, (size_t)aes->keylen,
-				    info->cipher.aesgcm_enc.iv, info->cipher.aesgcm_enc.ivSz,
-				    info->cipher.aesgcm_enc.authIn, info->cipher.aesgcm_enc.authInSz,
-				    info->cipher.aesgcm_enc.in, info->cipher.aesgcm_enc.out,
-				    info->cipher.aesgcm_enc.sz, info->cipher.aesgcm_enc.authTag,
-				    info->cipher.aesgcm_enc.authTagSz) == 0 ? 0 : WC_HW_E;
+		const __typeof__(info->cipher.aesgcm_enc) *e = &info->cipher.aesgcm_enc;
+		return device_gcm(1, e->aes, e->out, e->in, e->sz, e->iv, e->ivSz, e->authTag,
+				  e->authTagSz, e->authIn, e->authInSz);
 	}
-	const Aes *aes = info->cipher.aesgcm_dec.aes;
-	if (!sizes_ok((size_t)aes->keylen, info->cipher.aesgcm_dec.ivSz,
-		      info->cipher.aesgcm_dec.authInSz, info->cipher.aesgcm_dec.sz,
-		      info->cipher.aesgcm_dec.authTagSz))
-		return CRYPTOCB_UNAVAILABLE;
-	return tls_aead_gcm(0, (const unsigned char *)aes->devKey, (size_t)aes->keylen,
-			    info->cipher.aesgcm_dec.iv, info->cipher.aesgcm_dec.ivSz,
-			    info->cipher.aesgcm_dec.authIn, info->cipher.aesgcm_dec.authInSz,
-			    info->cipher.aesgcm_dec.in, info->cipher.aesgcm_dec.out,
-			    info->cipher.aesgcm_dec.sz, (unsigned char *)info->cipher.aesgcm_dec.authTag,
-			    info->cipher.aesgcm_dec.authTagSz) == 0 ? 0 : AES_GCM_AUTH_E;
+	const __typeof__(info->cipher.aesgcm_dec) *d = &info->cipher.aesgcm_dec;
+	return device_gcm(0, d->aes, d->out, d->in, d->sz, d->iv, d->ivSz, (unsigned char *)d->authTag,
+			  d->authTagSz, d->authIn, d->authInSz);
 }
 
 /* Whether the CPU has what makes libcrypto's AES-GCM fast and constant-time;
