@@ -517,6 +517,15 @@ static void test_aead_gcm(void)
 			T_EQ_INT(wc_AesGcmDecrypt(&dev, back, ct, (word32)sz, iv, 12, wtag, 16, aad, 13), 0);
 			T_EQ_MEM(back, sz, pt, sz);
 
+			/* The same key again with the next IV, as a connection's
+			 * next record: only the IV is set anew. */
+			iv[11] ^= 1;
+			T_EQ_INT(wc_AesGcmEncrypt(&sw, ct, pt, (word32)sz, iv, 12, wtag, 16, aad, 13), 0);
+			T_EQ_INT(tls_aead_gcm(1, key, k, iv, 12, aad, 13, pt, back, sz, tag, 16), 0);
+			T_EQ_INT(tls_aead_gcm(1, key, k, iv, 12, aad, 13, pt, back, sz, tag, 16), 0);
+			T_EQ_MEM(back, sz, ct, sz);
+			T_EQ_MEM(tag, 16, wtag, 16);
+
 			/* A flipped bit in the ciphertext, the tag or the
 			 * additional data. */
 			for (int what = 0; what < 3; what++) {
