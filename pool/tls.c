@@ -15,6 +15,7 @@
  * next call repeats exactly that write (the API says TLS_AGAIN takes nothing,
  * so the caller hands the same bytes again). */
 #include "pool/tls.h"
+#include "pool/bufmem.h"
 #include "pool/zero_pages.h"
 
 #include <arpa/inet.h>
@@ -66,6 +67,7 @@ struct tls_conn {
 	 * that an idle connection holds little: see buffer_resize. */
 	unsigned char *in, *out;
 	size_t in_cap, out_cap;
+	int in_mapped, out_mapped; /* which is a mapping, see buffer_resize */
 	size_t in_off, in_len;     /* unread ciphertext is in[in_off, in_len) */
 	size_t out_off, out_len;   /* unsent ciphertext is out[out_off, out_len) */
 	int in_window;             /* a receive into in[in_len..] is outstanding */
@@ -78,22 +80,17 @@ struct tls_saved {
 
 /* ---- buffers ---- */
 
-/* Resizes *buf to cap bytes (0 frees it). Returns 0, or -1 out of memory. */
-static int buffer_resize(unsigned char **buf, size_t *cur, size_t cap)
+/* Resizes *buf to cap bytes or more (0 frees it): a heap block when small,
+ * its own mapping from a page up (see bufmem.h). Returns 0, or -1 out of
+ * memory (the buffer unchanged). */
+static int buffer_resize(unsigned char **buf, size_t *cur, int *mapped, size_t cap)
 {
 	if (cap == *cur)
 		return 0;
-	if (cap == 0) {
-		free(*buf);
-		*buf = NULL;
-		*cur = 0;
-		return 0;
-	}
-	unsigned char *n = realloc(*buf, cap);
-	if (!n)
+	unsigned char *n = bufmem_resize(*buf, cur, mapped, cap);
+	if (!n && cap)
 		return -1;
 	*buf = n;
-	*cur = cap;
 	return 0;
 }
 
@@ -133,7 +130,7 @@ static int tls_send_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 	 * into the buffer, which must not move. */
 	if (c->out_cap - c->out_len < (size_t)sz && !c->out_lent) {
 		size_t want = grown(c->out_cap, c->out_len + (size_t)sz, TLS_OUT_START, TLS_CIPHER_OUT_MAX);
-		if (want > c->out_cap && buffer_resize(&c->out, &c->out_cap, want) < 0)
+		if (want > c->out_cap && buffer_resize(&c->out, &c->out_cap, &c->out_mapped, want) < 0)
 			return WOLFSSL_CBIO_ERR_GENERAL;
 	}
 	size_t room = c->out_cap - c->out_len;
@@ -335,8 +332,8 @@ void tls_conn_free(struct tls_conn *c)
 		return;
 	if (c->ssl)
 		wolfSSL_free(c->ssl);
-	free(c->in);
-	free(c->out);
+	bufmem_free(c->in, c->in_cap, c->in_mapped);
+	bufmem_free(c->out, c->out_cap, c->out_mapped);
 	free(c);
 }
 
@@ -352,7 +349,7 @@ void *tls_conn_recv_space(struct tls_conn *c, size_t want, size_t *len)
 		cap = TLS_IN_IDLE;                       /* drained: give memory back */
 	else if (cap - c->in_len < want)
 		cap = grown(cap, c->in_len + want, TLS_IN_IDLE, TLS_CIPHER_IN_MAX);
-	if (buffer_resize(&c->in, &c->in_cap, cap) < 0 || c->in_cap == c->in_len) {
+	if (buffer_resize(&c->in, &c->in_cap, &c->in_mapped, cap) < 0 || c->in_cap == c->in_len) {
 		*len = 0;
 		return NULL;
 	}
@@ -394,7 +391,7 @@ size_t tls_conn_cipher_pending(const struct tls_conn *c)
 void tls_conn_trim(struct tls_conn *c)
 {
 	if (c->out_len == 0 && !c->out_lent)
-		buffer_resize(&c->out, &c->out_cap, 0);
+		buffer_resize(&c->out, &c->out_cap, &c->out_mapped, 0);
 }
 
 void tls_conn_cipher_consume(struct tls_conn *c, size_t n)
