@@ -5,8 +5,10 @@
 #include "tests/testutil.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int has_pattern(const unsigned char *p, size_t n, unsigned seed)
@@ -32,6 +34,50 @@ static size_t resident_pages(void *p, size_t n)
 			r += vec[i] & 1;
 	free(vec);
 	return r;
+}
+
+/* Where the kernel maps nothing more (here: the address space limit set to
+ * what the process has), a buffer of a page or more is a heap block, taken
+ * from room the heap already has. AddressSanitizer reserves terabytes of
+ * address space, so the limit cannot be set under it. */
+static void test_no_mappings(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	printf("bufmem: the no-mapping case is not run under AddressSanitizer\n");
+#else
+	long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	T_TRUE(f && fscanf(f, "%ld", &pages) == 1);
+	if (f)
+		fclose(f);
+	void *room = malloc(64 * 1024);   /* left free at the heap's top */
+	free(room);
+	struct rlimit old, lim;
+	T_EQ_INT(getrlimit(RLIMIT_AS, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
+	T_EQ_INT(setrlimit(RLIMIT_AS, &lim), 0);
+	size_t cap = 0;
+	int mapped = 1;
+	void *probe = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *b = bufmem_resize(NULL, &cap, &mapped, 8192);
+	T_EQ_INT(setrlimit(RLIMIT_AS, &old), 0);
+	T_TRUE(probe == MAP_FAILED);   /* the limit did hold */
+	if (probe != MAP_FAILED)
+		munmap(probe, 1 << 20);
+	T_TRUE(b != NULL);
+	T_EQ_INT(mapped, 0);
+	T_EQ_INT(cap, 8192);
+	if (b) {
+		fill(b, cap, 5);
+		/* and it becomes a mapping again once one can be had */
+		b = bufmem_resize(b, &cap, &mapped, 16384);
+		T_TRUE(b != NULL);
+		T_EQ_INT(mapped, 1);
+		T_TRUE(has_pattern(b, 8192, 5));
+		bufmem_free(b, cap, mapped);
+	}
+#endif
 }
 
 int main(void)
@@ -99,5 +145,6 @@ int main(void)
 	fill(b, cap, 4);
 	bufmem_free(b, cap, mapped);
 	bufmem_free(NULL, 0, 0);
+	test_no_mappings();
 	return t_done("bufmem");
 }
