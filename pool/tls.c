@@ -490,9 +490,10 @@ static void release_unused_room(struct tls_conn *c)
  * authentication and tickets (wolfSSL 5.5.4, FreeHandshakeResources). Neither
  * uses them after the handshake: KeyUpdate derives from the traffic secrets
  * in the SSL object, a NewSessionTicket from the resumption secret in the
- * session, a late CertificateRequest is refused (we never allow
- * post-handshake authentication), and records and alerts use the keys; its
- * handshake message reader takes the arrays' absence as "handshake done".
+ * session, a client's answer to a late CertificateRequest (which we never
+ * invite) from the handshake hashes, which stay; records and alerts use the
+ * keys, and its handshake message reader takes the arrays' absence as
+ * "handshake done".
  * Only the keying-material exporter and the client/server random getters
  * would want them, and volley calls neither. wolfSSL_FreeArrays does nothing
  * before the handshake is done, and TLS 1.2 has freed them already. */
