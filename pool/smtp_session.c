@@ -10,6 +10,7 @@
  * of one transaction share an entry (a range), so a transaction takes at most
  * five entries whatever its recipient count. */
 #include "pool/smtp_session.h"
+#include "pool/bufmem.h"
 #include "pool/smtp_cmd.h"
 
 #include <errno.h>
@@ -116,8 +117,9 @@ struct smtp_session {
 	int handling;             /* inside input_commit: reply is in use */
 
 	/* input */
-	char *in;
+	char *in;                  /* see bufmem.h: a mapping from a page up */
 	size_t in_len, in_cap;
+	int in_mapped;
 	size_t in_after_reply;    /* bytes received after the reply being handled */
 
 	/* output: segments in wire order; CMD bytes live in cmdbuf, in order.
@@ -1306,11 +1308,9 @@ char *smtp_session_input_space(struct smtp_session *s, size_t *cap)
 {
 	if (s->in_cap - s->in_len < 1024 && s->in_cap < SESSION_IN_MAX) {
 		size_t ncap = s->in_cap * 2 > SESSION_IN_MAX ? SESSION_IN_MAX : s->in_cap * 2;
-		char *n = realloc(s->in, ncap);
-		if (n) {
+		char *n = bufmem_resize(s->in, &s->in_cap, &s->in_mapped, ncap);
+		if (n)
 			s->in = n;
-			s->in_cap = ncap;
-		}
 	}
 	*cap = s->in_cap - s->in_len;
 	return s->in + s->in_len;
@@ -1376,13 +1376,12 @@ struct smtp_session *smtp_session_new(const struct smtp_session_config *cfg)
 	if (!s)
 		return NULL;
 	s->cfg = *cfg;
-	s->in = malloc(SESSION_IN_START);
+	s->in = bufmem_resize(NULL, &s->in_cap, &s->in_mapped, SESSION_IN_START);
 	if (!s->in || rings_for_hello(s) < 0) {
-		free(s->in);
+		bufmem_free(s->in, s->in_cap, s->in_mapped);
 		free(s);
 		return NULL;
 	}
-	s->in_cap = SESSION_IN_START;
 	s->state = SMTP_SESSION_GREETING;
 	s->secure = cfg->tls == SMTP_TLS_IMPLICIT;
 	s->pend[0].kind = PEND_GREETING;
@@ -1401,7 +1400,7 @@ void smtp_session_free(struct smtp_session *s)
 	free(s->staged);
 	free(s->reply);
 	sasl_client_wipe(&s->sasl);
-	free(s->in);
+	bufmem_free(s->in, s->in_cap, s->in_mapped);
 	free(s->txn);
 	free(s->raw);
 	free(s->greeting);
@@ -1423,11 +1422,9 @@ void smtp_session_trim(struct smtp_session *s)
 void smtp_session_input_trim(struct smtp_session *s)
 {
 	if (s->in_len == 0 && s->in_cap > SESSION_IN_IDLE) {
-		char *in = realloc(s->in, SESSION_IN_IDLE);
-		if (in) {
+		char *in = bufmem_resize(s->in, &s->in_cap, &s->in_mapped, SESSION_IN_IDLE);
+		if (in)
 			s->in = in;
-			s->in_cap = SESSION_IN_IDLE;
-		}
 	}
 }
 

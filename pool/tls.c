@@ -16,6 +16,7 @@
  * so the caller hands the same bytes again). */
 #include "pool/tls.h"
 #include "pool/tls_aead.h"
+#include "pool/bufmem.h"
 #include "pool/zero_pages.h"
 
 #include <arpa/inet.h>
@@ -79,6 +80,7 @@ struct tls_conn {
 	 * that an idle connection holds little: see buffer_resize. */
 	unsigned char *in, *out;
 	size_t in_cap, out_cap;
+	int in_mapped, out_mapped; /* which is a mapping, see buffer_resize */
 	size_t in_off, in_len;     /* unread ciphertext is in[in_off, in_len) */
 	size_t out_off, out_len;   /* unsent ciphertext is out[out_off, out_len) */
 	int in_window;             /* a receive into in[in_len..] is outstanding */
@@ -91,22 +93,17 @@ struct tls_saved {
 
 /* ---- buffers ---- */
 
-/* Resizes *buf to cap bytes (0 frees it). Returns 0, or -1 out of memory. */
-static int buffer_resize(unsigned char **buf, size_t *cur, size_t cap)
+/* Resizes *buf to cap bytes or more (0 frees it): a heap block when small,
+ * its own mapping from a page up (see bufmem.h). Returns 0, or -1 out of
+ * memory (the buffer unchanged). */
+static int buffer_resize(unsigned char **buf, size_t *cur, int *mapped, size_t cap)
 {
 	if (cap == *cur)
 		return 0;
-	if (cap == 0) {
-		free(*buf);
-		*buf = NULL;
-		*cur = 0;
-		return 0;
-	}
-	unsigned char *n = realloc(*buf, cap);
-	if (!n)
+	unsigned char *n = bufmem_resize(*buf, cur, mapped, cap);
+	if (!n && cap)
 		return -1;
 	*buf = n;
-	*cur = cap;
 	return 0;
 }
 
@@ -146,7 +143,7 @@ static int tls_send_cb(WOLFSSL *ssl, char *buf, int sz, void *arg)
 	 * into the buffer, which must not move. */
 	if (c->out_cap - c->out_len < (size_t)sz && !c->out_lent) {
 		size_t want = grown(c->out_cap, c->out_len + (size_t)sz, TLS_OUT_START, TLS_CIPHER_OUT_MAX);
-		if (want > c->out_cap && buffer_resize(&c->out, &c->out_cap, want) < 0)
+		if (want > c->out_cap && buffer_resize(&c->out, &c->out_cap, &c->out_mapped, want) < 0)
 			return WOLFSSL_CBIO_ERR_GENERAL;
 	}
 	size_t room = c->out_cap - c->out_len;
@@ -169,6 +166,32 @@ void tls_thread_done(void)
 }
 
 /* ---- contexts ---- */
+
+/* The key exchange groups, X25519 first, so that a TLS 1.3 client's one key
+ * share is X25519 (wolfSSL's default is P-256) and a server accepts these.
+ * A P-256 shared secret goes through wolfSSL's per-thread cache of curve
+ * points for fixed-point multiplication, and each handshake adds the peer's
+ * one-time point to it; X25519 does not touch it. Measured with
+ * tls-record-bench --sessions 1000: the cache held 12.4 MB a thread with
+ * P-256 shares and 2.5 MB with X25519. The NIST curves stay for peers
+ * without X25519. wolfSSL's default list also offered Brainpool,
+ * secp256k1, curves under 256 bits and FFDHE (no cipher suite we allow uses
+ * FFDHE); a context-wide list also spares each connection its own copy of
+ * the list (12 nodes). */
+static int use_groups(WOLFSSL_CTX *ctx, int tls13)
+{
+	static const int groups[] = {
+		WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1,
+		WOLFSSL_ECC_SECP521R1,
+	};
+	int n = (int)(sizeof(groups) / sizeof(groups[0]));
+	if (tls13)   /* the list and the key share order; 1.3 methods only */
+		return wolfSSL_CTX_set_groups(ctx, (int *)groups, n) == WOLFSSL_SUCCESS ? 0 : -1;
+	for (int i = 0; i < n; i++)
+		if (wolfSSL_CTX_UseSupportedCurve(ctx, (word16)groups[i]) != WOLFSSL_SUCCESS)
+			return -1;
+	return 0;
+}
 
 struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errlen)
 {
@@ -224,6 +247,10 @@ struct tls_ctx *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errl
 							       : tls_ciphers_chacha_first)
 	    != WOLFSSL_SUCCESS) {
 		snprintf(err, errlen, "cannot set the cipher list");
+		goto fail;
+	}
+	if (use_groups(t->ctx, maxv == 13) < 0) {
+		snprintf(err, errlen, "cannot set the key exchange groups");
 		goto fail;
 	}
 	wolfSSL_CTX_SetIORecv(t->ctx, tls_recv_cb);
@@ -329,8 +356,8 @@ void tls_conn_free(struct tls_conn *c)
 		return;
 	if (c->ssl)
 		wolfSSL_free(c->ssl);
-	free(c->in);
-	free(c->out);
+	bufmem_free(c->in, c->in_cap, c->in_mapped);
+	bufmem_free(c->out, c->out_cap, c->out_mapped);
 	free(c);
 }
 
@@ -346,7 +373,7 @@ void *tls_conn_recv_space(struct tls_conn *c, size_t want, size_t *len)
 		cap = TLS_IN_IDLE;                       /* drained: give memory back */
 	else if (cap - c->in_len < want)
 		cap = grown(cap, c->in_len + want, TLS_IN_IDLE, TLS_CIPHER_IN_MAX);
-	if (buffer_resize(&c->in, &c->in_cap, cap) < 0 || c->in_cap == c->in_len) {
+	if (buffer_resize(&c->in, &c->in_cap, &c->in_mapped, cap) < 0 || c->in_cap == c->in_len) {
 		*len = 0;
 		return NULL;
 	}
@@ -388,7 +415,7 @@ size_t tls_conn_cipher_pending(const struct tls_conn *c)
 void tls_conn_trim(struct tls_conn *c)
 {
 	if (c->out_len == 0 && !c->out_lent)
-		buffer_resize(&c->out, &c->out_cap, 0);
+		buffer_resize(&c->out, &c->out_cap, &c->out_mapped, 0);
 }
 
 void tls_conn_cipher_consume(struct tls_conn *c, size_t n)
@@ -481,6 +508,24 @@ static void release_unused_room(struct tls_conn *c)
 #endif
 }
 
+/* What the handshake alone needed: wolfSSL keeps its handshake arrays (the
+ * randoms, the premaster secret's buffer and the secrets derived from it,
+ * 5.5 KB) after a TLS 1.3 handshake, because this build allows post-handshake
+ * authentication and tickets (wolfSSL 5.5.4, FreeHandshakeResources). Neither
+ * uses them after the handshake: KeyUpdate derives from the traffic secrets
+ * in the SSL object, a NewSessionTicket from the resumption secret in the
+ * session, a client's answer to a late CertificateRequest (which we never
+ * invite) from the handshake hashes, which stay; records and alerts use the
+ * keys, and its handshake message reader takes the arrays' absence as
+ * "handshake done".
+ * Only the keying-material exporter and the client/server random getters
+ * would want them, and volley calls neither. wolfSSL_FreeArrays does nothing
+ * before the handshake is done, and TLS 1.2 has freed them already. */
+static void release_handshake_arrays(struct tls_conn *c)
+{
+	wolfSSL_FreeArrays(c->ssl);
+}
+
 int tls_conn_handshake(struct tls_conn *c)
 {
 	if (c->failed)
@@ -490,6 +535,7 @@ int tls_conn_handshake(struct tls_conn *c)
 	int ret = c->ctx->server ? wolfSSL_accept(c->ssl) : wolfSSL_connect(c->ssl);
 	if (ret == WOLFSSL_SUCCESS) {
 		c->done = 1;
+		release_handshake_arrays(c);
 		release_unused_room(c);
 		return 1;
 	}
