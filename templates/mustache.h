@@ -173,6 +173,17 @@ enum tpl_kind {
 
 #define TPL_SCRATCH 64   /* room text() may use to format a number */
 
+/* What a member lookup found (struct tpl_data_ops.find): the value, its
+ * kind and, for a TPL_STRING the adapter holds as text already, that text
+ * (s NULL: the render asks text(), e.g. for a number it must format). s
+ * must stay valid as long as the data. */
+struct tpl_found {
+	struct tpl_val v;
+	const char *s;
+	size_t len;
+	enum tpl_kind kind;
+};
+
 struct tpl_data_ops {
 	/* Member key of obj: returns 1 and sets *out, or 0 when obj is not an
 	 * object or has no such member. */
@@ -184,6 +195,11 @@ struct tpl_data_ops {
 	/* Items of a TPL_LIST. */
 	size_t (*list_len)(void *ud, struct tpl_val list);
 	struct tpl_val (*list_at)(void *ud, struct tpl_val list, size_t i);
+	/* Optional: member key of obj as get finds it, with its kind and text
+	 * in the same call, so that a value costs the render one call, not
+	 * three. Returns 1 and fills *out, or 0 as get. NULL: the render asks
+	 * get, kind and text in turn. */
+	int (*find)(void *ud, struct tpl_val obj, const struct tpl_key *key, struct tpl_found *out);
 };
 
 /* One recipient's data: the root value (usually an object) and its adapter. */

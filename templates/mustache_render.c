@@ -11,7 +11,9 @@
  *
  * Names found in the root object are memoised for the render by symbol
  * number: a recipient's {{first_name}} costs the adapter one lookup (one
- * hash, for JSON) however often the template uses it. */
+ * hash, for JSON) however often the template uses it. An adapter with
+ * find() hands over a value's kind and text with the lookup, so that a
+ * value costs it one call. */
 #include "templates/mustache_prog.h"
 #include "templates/utf8.h"
 
@@ -65,7 +67,7 @@ struct render {
 	unsigned bail;         /* lines: TPL_HAS_* that text may not have */
 	int not_lines;         /* lines: the output cannot be written as lines */
 	uint8_t memo_state[ROOT_MEMO];
-	struct tpl_val memo[ROOT_MEMO];   /* valid where memo_state says found */
+	struct tpl_found memo[ROOT_MEMO];   /* valid where memo_state says found */
 };
 
 /* ---- output ---- */
@@ -280,58 +282,96 @@ static int put_html(struct render *r, const char *s, size_t n)
 
 /* ---- data ---- */
 
-/* Member k of the root (the last context), through the memo. */
-static int get_root(struct render *r, struct tpl_val root, const struct tpl_key *k,
-		    struct tpl_val *v)
+/* Member k of obj with its kind (and text when the adapter has it): one
+ * call to an adapter with find, else get and kind. Returns 1, or 0 when
+ * obj has no such member. */
+static int find(const struct render *r, struct tpl_val obj, const struct tpl_key *k,
+		struct tpl_found *f)
+{
+	if (r->ops->find)
+		return r->ops->find(r->ud, obj, k, f);
+	if (!r->ops->get(r->ud, obj, k, &f->v))
+		return 0;
+	f->kind = r->ops->kind(r->ud, f->v);
+	f->s = NULL;
+	f->len = 0;
+	return 1;
+}
+
+/* The text of a TPL_STRING found: the adapter's own, else asked of it
+ * (into scratch, for a number). Sets *n; NULL with *n 0 when there is
+ * none. */
+static const char *found_text(const struct render *r, const struct tpl_found *f,
+			      char scratch[TPL_SCRATCH], size_t *n)
+{
+	if (f->s) {
+		*n = f->len;
+		return f->s;
+	}
+	*n = 0;
+	const char *s = r->ops->text(r->ud, f->v, scratch, n);
+	if (!s)
+		*n = 0;
+	return s;
+}
+
+/* Member k of the root (the last context), through the memo: the memo's
+ * entry, or buf filled, or NULL when the root has no such member. */
+static const struct tpl_found *find_root(struct render *r, struct tpl_val root,
+					 const struct tpl_key *k, struct tpl_found *buf)
 {
 	if (k->sym >= ROOT_MEMO)
-		return r->ops->get(r->ud, root, k, v);
+		return find(r, root, k, buf) ? buf : NULL;
 	uint8_t *state = &r->memo_state[k->sym];
 	if (*state == MEMO_UNKNOWN)
-		*state = r->ops->get(r->ud, root, k, &r->memo[k->sym]) ? MEMO_FOUND : MEMO_MISSING;
-	if (*state == MEMO_MISSING)
-		return 0;
-	*v = r->memo[k->sym];
-	return 1;
+		*state = find(r, root, k, &r->memo[k->sym]) ? MEMO_FOUND : MEMO_MISSING;
+	return *state == MEMO_FOUND ? &r->memo[k->sym] : NULL;
 }
 
 /* Resolves a name in the context stack: the first part in the innermost
- * context that has it, the other parts each in the value before. Returns 1
- * and sets *v, or 0 when it is missing. */
-static int lookup(struct render *r, const struct tpl_name *nm, const struct ctx *cx,
-		  struct tpl_val *v)
+ * context that has it, the other parts each in the value before. Returns
+ * what it found (buf, or a memo entry, which the caller must not keep past
+ * the render), or NULL when it is missing. */
+static const struct tpl_found *lookup(struct render *r, const struct tpl_name *nm,
+				      const struct ctx *cx, struct tpl_found *buf)
 {
 	const struct tpl_key *k = &r->t->keys[nm->first];
+	const struct tpl_found *f = buf;
 
 	if (nm->nparts == 0) {
-		*v = cx->v;
-		return 1;
+		buf->v = cx->v;
+		buf->kind = r->ops->kind(r->ud, cx->v);
+		buf->s = NULL;
+		buf->len = 0;
+		return buf;
 	}
 	for (; cx->up; cx = cx->up)
-		if (r->ops->get(r->ud, cx->v, k, v))
+		if (find(r, cx->v, k, buf))
 			break;
-	if (!cx->up && !get_root(r, cx->v, k, v))
-		return 0;
-	for (uint32_t i = 1; i < nm->nparts; i++)
-		if (!r->ops->get(r->ud, *v, &k[i], v))
-			return 0;
-	return 1;
+	if (!cx->up && !(f = find_root(r, cx->v, k, buf)))
+		return NULL;
+	for (uint32_t i = 1; i < nm->nparts; i++) {
+		if (!find(r, f->v, &k[i], buf))
+			return NULL;
+		f = buf;
+	}
+	return f;
 }
 
-static int truthy(const struct render *r, struct tpl_val v, enum tpl_kind k)
+static int truthy(const struct render *r, const struct tpl_found *f)
 {
 	char scratch[TPL_SCRATCH];
-	size_t n = 0;
+	size_t n;
 
-	switch (k) {
+	switch (f->kind) {
 	case TPL_TRUE:
 	case TPL_OBJECT:
 		return 1;
 	case TPL_STRING:
-		r->ops->text(r->ud, v, scratch, &n);
+		found_text(r, f, scratch, &n);
 		return n > 0;
 	case TPL_LIST:
-		return r->ops->list_len(r->ud, v) > 0;
+		return r->ops->list_len(r->ud, f->v) > 0;
 	default:
 		return 0;
 	}
@@ -474,13 +514,13 @@ static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 	return r->col > r->lo->max_line ? not_lines(r) : 0;
 }
 
-static int put_value(struct render *r, struct tpl_val v, int raw)
+static int put_value(struct render *r, const struct tpl_found *f, int raw)
 {
 	char scratch[TPL_SCRATCH];
 	const char *s;
 	size_t n = 0;
 
-	switch (r->ops->kind(r->ud, v)) {
+	switch (f->kind) {
 	case TPL_TRUE:
 		s = "true";
 		n = 4;
@@ -490,9 +530,7 @@ static int put_value(struct render *r, struct tpl_val v, int raw)
 		n = 5;
 		break;
 	case TPL_STRING:
-		s = r->ops->text(r->ud, v, scratch, &n);
-		if (!s)
-			n = 0;
+		s = found_text(r, f, scratch, &n);
 		break;
 	default:
 		return 0;
@@ -542,11 +580,12 @@ static int dynamic_unit(struct render *r, const struct tpl_op *op, const struct 
 	char scratch[TPL_SCRATCH];
 	const char *s = NULL;
 	size_t len = 0;
-	struct tpl_val v;
+	struct tpl_found buf;
+	const struct tpl_found *f = lookup(r, &t->names[op->a], cx, &buf);
 
 	*u = NULL;
-	if (lookup(r, &t->names[op->a], cx, &v) && r->ops->kind(r->ud, v) == TPL_STRING)
-		s = r->ops->text(r->ud, v, scratch, &len);
+	if (f && f->kind == TPL_STRING)
+		s = found_text(r, f, scratch, &len);
 	if (!s)
 		return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
 	for (size_t i = 1; i < t->nunits; i++) {
@@ -646,37 +685,39 @@ static int block(struct render *r, uint32_t i, const struct ctx *cx, const struc
 static int section(struct render *r, uint32_t i, const struct ctx *cx, const struct ovr *ov)
 {
 	const struct tpl_op *op = &r->t->ops[i];
-	struct tpl_val v;
+	struct tpl_found buf;
+	const struct tpl_found *f = lookup(r, &r->t->names[op->a], cx, &buf);
 
-	if (!lookup(r, &r->t->names[op->a], cx, &v))
+	if (!f)
 		return op->code == TPL_OP_INVERTED ? render_body(r, op, i + 1, op->b, cx, ov) : 0;
 
-	enum tpl_kind k = r->ops->kind(r->ud, v);
 	if (op->code == TPL_OP_INVERTED)
-		return truthy(r, v, k) ? 0 : render_body(r, op, i + 1, op->b, cx, ov);
-	if (k == TPL_LIST) {
-		size_t n = r->ops->list_len(r->ud, v);
+		return truthy(r, f) ? 0 : render_body(r, op, i + 1, op->b, cx, ov);
+	if (f->kind == TPL_LIST) {
+		struct tpl_val list = f->v;   /* f may be a memo entry the body's lookups use */
+		size_t n = r->ops->list_len(r->ud, list);
 		for (size_t j = 0; j < n; j++) {
-			struct ctx item = { r->ops->list_at(r->ud, v, j), cx };
+			struct ctx item = { r->ops->list_at(r->ud, list, j), cx };
 			if (render_body(r, op, i + 1, op->b, &item, ov) < 0)
 				return -1;
 		}
 		return 0;
 	}
-	if (!truthy(r, v, k))
+	if (!truthy(r, f))
 		return 0;
-	struct ctx sub = { v, cx };
+	struct ctx sub = { f->v, cx };
 	return render_body(r, op, i + 1, op->b, &sub, ov);
 }
 
 static int variable(struct render *r, const struct tpl_op *op, const struct ctx *cx)
 {
-	struct tpl_val v;
+	struct tpl_found buf;
+	const struct tpl_found *f;
 
 	if (flush_indent(r) < 0)
 		return -1;
-	if (lookup(r, &r->t->names[op->a], cx, &v))
-		return put_value(r, v, op->flags & TPL_F_RAW);
+	if ((f = lookup(r, &r->t->names[op->a], cx, &buf)))
+		return put_value(r, f, op->flags & TPL_F_RAW);
 	return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
 }
 

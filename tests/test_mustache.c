@@ -54,6 +54,21 @@ static const char *render_with(const struct tpl *t, const char *vars, enum tpl_e
 	struct tpl_data d = tpl_json_data(data);
 	out.len = 0;
 	int rc = tpl_render(t, &d, esc, flags, &out, &err);
+	/* the same through get, kind and text (no find): the same bytes or error */
+	struct tpl_data_ops three_calls = tpl_json_ops;
+	struct tpl_buf again;
+	struct tpl_error err_again;
+	three_calls.find = NULL;
+	d.ops = &three_calls;
+	tpl_buf_init(&again, out.max);
+	int rc_again = tpl_render(t, &d, esc, flags, &again, &err_again);
+	if (rc_again != rc)
+		T_FAIL("without find: rc %d, with find %d", rc_again, rc);
+	else if (rc < 0)
+		T_EQ_STR(err_again.msg, err.msg);
+	else
+		T_EQ_MEM(again.data ? again.data : "", again.len, out.data ? out.data : "", out.len);
+	tpl_buf_free(&again);
 	json_decref(data);
 	if (rc < 0)
 		return err.msg;
