@@ -262,6 +262,8 @@ void tpl_lines_free(struct tpl_lines *l);
 struct tpl_lines_out {
 	size_t max_line;     /* in: the longest line allowed, CRLF not counted */
 	int allow_8bit;      /* in: non-ASCII may be written (valid UTF-8 only) */
+	int skip_loose;      /* in: loose_space is not wanted (nothing is DKIM-signed):
+			      * whitespace is not tracked, and loose_space reads 1 */
 	int non_ascii;       /* out: a byte written is non-ASCII */
 	int watched;         /* out: the watch byte (tpl_lines_new) was written */
 	int loose_space;     /* out: the output may hold whitespace that DKIM's relaxed

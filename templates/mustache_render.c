@@ -66,6 +66,7 @@ struct render {
 	unsigned seen;         /* lines: TPL_HAS_* of what was written */
 	unsigned bail;         /* lines: TPL_HAS_* that text may not have */
 	int not_lines;         /* lines: the output cannot be written as lines */
+	int loose;             /* lines: loose whitespace is tracked (lo->skip_loose not set) */
 	uint8_t memo_state[ROOT_MEMO];
 	struct tpl_found memo[ROOT_MEMO];   /* valid where memo_state says found */
 };
@@ -239,7 +240,8 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	if (sh->has & r->bail)
 		return not_lines(r);
 	r->seen |= sh->has;
-	track_space(r, sh->first, sh->last);
+	if (r->loose)
+		track_space(r, sh->first, sh->last);
 	if (r->indent || n == 0)
 		return put_text(r, s, n);
 	if (!sh->eol) {
@@ -434,9 +436,10 @@ static unsigned odd_bytes_class(const char *s, size_t n)
 	return cls;
 }
 
-/* The VALUE_* bits s[0..n) has. Each lane gathers the bits of its bytes,
- * and the lanes are folded into one byte at the end. */
-static unsigned value_class(const char *s, size_t n, unsigned char watch, int html)
+/* The VALUE_* bits s[0..n) has (two SPs in a row only looked for when
+ * loose: without DKIM nobody asks). Each lane gathers the bits of its
+ * bytes, and the lanes are folded into one byte at the end. */
+static unsigned value_class(const char *s, size_t n, unsigned char watch, int html, int loose)
 {
 	vec16 cls = splat16(0), odd = splat16(0), v;
 	uint64_t pairs = 0;
@@ -474,16 +477,18 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 				(v == splat16('"')) | (v == splat16('\''))) & splat16(VALUE_HTML);
 		/* SP lanes next to each other in s (the halves taken out as
 		 * integers in registers, not through memory) */
-		u64x2 sp = (u64x2)(v == splat16(' '));
-		u64x2 next = sp & sp >> 8;
-		pairs |= (next[0] | next[1]) & adjacent;
-		if (cross)
-			pairs |= sp[0] >> 56 & sp[1];
+		if (loose) {
+			u64x2 sp = (u64x2)(v == splat16(' '));
+			u64x2 next = sp & sp >> 8;
+			pairs |= (next[0] | next[1]) & adjacent;
+			if (cross)
+				pairs |= sp[0] >> 56 & sp[1];
+		}
 		if (n - i <= 16)
 			break;
 		/* the seam with the next block, which no block's lanes hold
 		 * both sides of when the last block starts right there */
-		pairs |= s[i + 15] == ' ' && s[i + 16] == ' ';
+		pairs |= loose && s[i + 15] == ' ' && s[i + 16] == ' ';
 		i += 16;
 	}
 	uint64_t a = ((u64x2)cls)[0] | ((u64x2)cls)[1];
@@ -501,12 +506,12 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 {
 	size_t start = r->out->len;
-	unsigned cls = value_class(s, n, r->lines->watch, html);
+	unsigned cls = value_class(s, n, r->lines->watch, html, r->loose);
 
 	if (cls & (VALUE_BREAK | r->bail) || (cls & VALUE_HIGH && utf8_check(s, n) != n))
 		return not_lines(r);
 	r->seen |= cls & (VALUE_HIGH | VALUE_WATCH | VALUE_LOOSE);
-	if (n)
+	if (n && r->loose)
 		track_space(r, (unsigned char)s[0], (unsigned char)s[n - 1]);
 	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
 		return -1;
@@ -730,16 +735,24 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 		const struct tpl_op *op = &t->ops[i];
 		int rc = 0;
 
-		switch (op->code) {
-		case TPL_OP_TEXT:
+		/* text and variables, most ops, by plain branches: a jump table's
+		 * one indirect jump for every op is mispredicted as they alternate */
+		if (op->code == TPL_OP_TEXT) {
 			rc = r->lines ? put_text_lines(r, &r->lines->shape[i])
 				      : put_text(r, t->pool + op->a, op->b);
 			i++;
-			break;
-		case TPL_OP_VAR:
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		if (op->code == TPL_OP_VAR) {
 			rc = variable(r, op, cx);
 			i++;
-			break;
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		switch (op->code) {
 		case TPL_OP_SECTION:
 		case TPL_OP_INVERTED:
 			rc = section(r, i, cx, ov);
@@ -795,6 +808,7 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	r.seen = 0;
 	r.bail = lo && lo->allow_8bit ? TPL_HAS_UNFIT : TPL_HAS_UNFIT | TPL_HAS_NON_ASCII;
 	r.not_lines = 0;
+	r.loose = !(lo && lo->skip_loose);
 	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;
@@ -804,7 +818,7 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	if (lo) {
 		lo->non_ascii = (r.seen & TPL_HAS_NON_ASCII) != 0;
 		lo->watched = (r.seen & TPL_HAS_WATCH) != 0;
-		lo->loose_space = (r.seen & TPL_HAS_LOOSE) != 0;
+		lo->loose_space = !r.loose || (r.seen & TPL_HAS_LOOSE) != 0;
 	}
 	if (rc < 0) {
 		out->len = start;
