@@ -61,6 +61,8 @@ struct render {
 	unsigned depth;
 	const struct tpl_lines *lines;   /* tpl_render_lines; NULL for tpl_render */
 	struct tpl_lines_out *lo;
+	const char *pool;      /* lines: lines->pool */
+	size_t max_line;       /* lines: lo->max_line */
 	size_t col;            /* lines: octets on the line being written */
 	int last_space;        /* lines: the last byte written is a SP */
 	unsigned seen;         /* lines: TPL_HAS_* of what was written */
@@ -194,7 +196,7 @@ static int count_line(struct render *r, size_t k, int ended)
 {
 	size_t len = r->col + k - (ended ? 2 : 0);
 
-	if (len > r->lo->max_line)
+	if (len > r->max_line)
 		return not_lines(r);
 	r->col = ended ? 0 : len;
 	return 0;
@@ -234,8 +236,8 @@ static int put_text(struct render *r, const char *s, size_t n)
 /* Lines: a text op's CRLF text, its line lengths taken from its shape. */
 static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 {
-	const char *s = r->lines->pool + sh->off;
-	size_t n = sh->len, max = r->lo->max_line;
+	const char *s = r->pool + sh->off;
+	size_t n = sh->len, max = r->max_line;
 
 	if (sh->has & r->bail)
 		return not_lines(r);
@@ -253,7 +255,7 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	}
 	if (r->col > max)
 		return not_lines(r);
-	r->pending = s[n - 1] == '\n';
+	r->pending = sh->last == '\n';
 	return put(r, s, n);
 }
 
@@ -267,9 +269,29 @@ static const struct {
 };
 #undef ENTITY
 
+/* HTML-escapes s[0..n) into the output: written in place in one pass
+ * when the room there is holds the worst case (every byte a six-byte
+ * entity), else run by run through put. */
 static int put_html(struct render *r, const char *s, size_t n)
 {
+	struct tpl_buf *b = r->out;
 	size_t run = 0;
+
+	if (n == 0)
+		return 0;
+	if (n <= (b->cap - b->len) / 6) {
+		char *d = b->data + b->len;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[i];
+			size_t k = html_entity[c].len;
+			*d = (char)c;
+			if (k)
+				copy(d, html_entity[c].s, k);
+			d += k ? k : 1;
+		}
+		b->len = (size_t)(d - b->data);
+		return 0;
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -334,8 +356,8 @@ static const struct tpl_found *find_root(struct render *r, struct tpl_val root,
  * context that has it, the other parts each in the value before. Returns
  * what it found (buf, or a memo entry, which the caller must not keep past
  * the render), or NULL when it is missing. */
-static const struct tpl_found *lookup(struct render *r, const struct tpl_name *nm,
-				      const struct ctx *cx, struct tpl_found *buf)
+static inline __attribute__((always_inline)) const struct tpl_found *
+lookup(struct render *r, const struct tpl_name *nm, const struct ctx *cx, struct tpl_found *buf)
 {
 	const struct tpl_key *k = &r->t->keys[nm->first];
 	const struct tpl_found *f = buf;
@@ -492,11 +514,14 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 		i += 16;
 	}
 	uint64_t a = ((u64x2)cls)[0] | ((u64x2)cls)[1];
+	uint64_t odd_any = ((u64x2)odd)[0] | ((u64x2)odd)[1];
+	if (!(a | odd_any))   /* the common case: nothing to fold */
+		return pairs ? VALUE_LOOSE : 0;
 	a |= a >> 32;
 	a |= a >> 16;
 	a |= a >> 8;
 	unsigned found = (unsigned)(a & 0xff) | (pairs ? VALUE_LOOSE : 0);
-	if (((u64x2)odd)[0] | ((u64x2)odd)[1])
+	if (odd_any)
 		found |= odd_bytes_class(s, n);
 	return found;
 }
@@ -516,7 +541,7 @@ static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
 		return -1;
 	r->col += r->out->len - start;
-	return r->col > r->lo->max_line ? not_lines(r) : 0;
+	return r->col > r->max_line ? not_lines(r) : 0;
 }
 
 static int put_value(struct render *r, const struct tpl_found *f, int raw)
@@ -803,6 +828,8 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	r.depth = 0;
 	r.lines = lines;
 	r.lo = lo;
+	r.pool = lines ? lines->pool : NULL;
+	r.max_line = lo ? lo->max_line : 0;
 	r.col = 0;
 	r.last_space = 0;
 	r.seen = 0;
