@@ -260,9 +260,10 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 }
 
 #define ENTITY(s) { s, sizeof s - 1 }
+/* eight bytes an entry, the text in place: one load finds both */
 static const struct {
-	const char *s;
-	size_t len;       /* 0: the byte stands for itself */
+	char s[7];
+	uint8_t len;      /* 0: the byte stands for itself */
 } html_entity[256] = {
 	['&'] = ENTITY("&amp;"), ['<'] = ENTITY("&lt;"), ['>'] = ENTITY("&gt;"),
 	['"'] = ENTITY("&quot;"), ['\''] = ENTITY("&#39;"),
