@@ -495,9 +495,11 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 		/* below SP as signed bytes: a control character or non-ASCII */
 		odd |= v < splat16(' ');
 		cls |= (v == w) & splat16(VALUE_WATCH);
+		/* HTML's five in three compares: x | 2 is '>' for '<' and '>'
+		 * alone, x | 1 is '\'' for '&' and '\'' alone */
 		if (html)
-			cls |= ((v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
-				(v == splat16('"')) | (v == splat16('\''))) & splat16(VALUE_HTML);
+			cls |= (((v | splat16(2)) == splat16('>')) | ((v | splat16(1)) == splat16('\'')) |
+				(v == splat16('"'))) & splat16(VALUE_HTML);
 		/* SP lanes next to each other in s (the halves taken out as
 		 * integers in registers, not through memory) */
 		if (loose) {
