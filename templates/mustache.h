@@ -15,6 +15,8 @@
  * before rendering (a CSV header) maps symbols to fields once and then looks
  * up by index, with no hashing per render. Others (JSON) are asked once per
  * render for each name found in the root object, however often it is used.
+ * An adapter with find() answers a lookup with the value's kind and text
+ * together, so that a value written costs it one call.
  *
  * The language is the mustache spec (tests/conformance/mustache): variables ({{x}} escaped by the
  * render's escape mode, {{{x}}} and {{&x}} raw), dotted names, {{.}},
