@@ -355,7 +355,8 @@ static int body_write(void *ud, struct bytebuf *out, int allow_8bit, enum mime_c
 		      int *underscore)
 {
 	struct body_writer *bw = ud;
-	struct tpl_lines_out lo = { .max_line = MIME_LINE_MAX, .allow_8bit = allow_8bit };
+	struct tpl_lines_out lo = { .max_line = MIME_LINE_MAX, .allow_8bit = allow_8bit,
+				    .skip_loose = bw->r->t->o.nsigners == 0 };
 	struct tpl_buf lent = { out->data, out->len, out->cap, out->max };
 	const char *text;
 	size_t len;

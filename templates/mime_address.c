@@ -8,23 +8,28 @@
 
 /* ---- characters ---- */
 
-static int is_alnum(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* RFC 5322's atext symbols: a table, since addresses are scanned byte by
- * byte for every recipient. */
-static const unsigned char ATEXT_SYMBOL[128] = {
-	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-	['-'] = 1, ['/'] = 1, ['='] = 1, ['?'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['{'] = 1,
-	['|'] = 1, ['}'] = 1, ['~'] = 1,
+/* What each octet is, as bits: addresses are scanned byte by byte for
+ * every recipient, so each test is one load. */
+#define C_ALNUM 0x1u   /* letter or digit */
+#define C_ATEXT 0x2u   /* RFC 5322 atext, with RFC 6532's non-ASCII (validity
+			* is checked before) */
+static const unsigned char CHAR_CLASS[256] = {
+	['a' ... 'z'] = C_ALNUM | C_ATEXT, ['A' ... 'Z'] = C_ALNUM | C_ATEXT,
+	['0' ... '9'] = C_ALNUM | C_ATEXT, [0x80 ... 0xff] = C_ATEXT,
+	['!'] = C_ATEXT, ['#'] = C_ATEXT, ['$'] = C_ATEXT, ['%'] = C_ATEXT, ['&'] = C_ATEXT,
+	['\''] = C_ATEXT, ['*'] = C_ATEXT, ['+'] = C_ATEXT, ['-'] = C_ATEXT, ['/'] = C_ATEXT,
+	['='] = C_ATEXT, ['?'] = C_ATEXT, ['^'] = C_ATEXT, ['_'] = C_ATEXT, ['`'] = C_ATEXT,
+	['{'] = C_ATEXT, ['|'] = C_ATEXT, ['}'] = C_ATEXT, ['~'] = C_ATEXT,
 };
 
-/* RFC 5322 atext, with RFC 6532's non-ASCII (validity is checked before). */
+static int is_alnum(unsigned char c)
+{
+	return CHAR_CLASS[c] & C_ALNUM;
+}
+
 static int is_atext(unsigned char c)
 {
-	return is_alnum(c) || c >= 0x80 || ATEXT_SYMBOL[c];
+	return CHAR_CLASS[c] & C_ATEXT;
 }
 
 static int is_wsp(unsigned char c)

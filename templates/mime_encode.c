@@ -575,6 +575,20 @@ static int word_needs_encoding(const unsigned char *w, size_t n, int utf8, size_
 	return 0;
 }
 
+/* Whether s[0..n) holds "=?", which would read as an encoded word: each
+ * '=' found by memchr (a two-byte memmem costs more on a short value). */
+static int has_encoded_start(const unsigned char *s, size_t n)
+{
+	const unsigned char *p = s, *end = s + n;
+
+	while ((p = memchr(p, '=', (size_t)(end - p))) != NULL && p + 1 < end) {
+		if (p[1] == '?')
+			return 1;
+		p++;
+	}
+	return 0;
+}
+
 /* Whether the value s[0..n) (trimmed) goes as it is after one space: it
  * is not empty, its words need no encoding (printable ASCII, no "=?") and
  * the line needs no fold. The common Subject, written without looking at
@@ -582,7 +596,7 @@ static int word_needs_encoding(const unsigned char *w, size_t n, int utf8, size_
 static int unstructured_as_is(const struct mime_field *f, const unsigned char *s, size_t n)
 {
 	return n > 0 && f->col + 1 + n <= MIME_LINE_SHOULD && plain_run(s, n) == n &&
-	       !memchr(s, 0x7f, n) && !memmem(s, n, "=?", 2);
+	       !memchr(s, 0x7f, n) && !has_encoded_start(s, n);
 }
 
 int mime_field_unstructured(struct mime_field *f, const char *v, size_t n, int utf8)

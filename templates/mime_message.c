@@ -666,7 +666,10 @@ static int headers(struct build *st)
 
 		if (header_name_check(b, k, h, &single, &unsubscribe) != 0)
 			return -1;
-		shown(h->name, h->name_len, name);
+		/* a valid name (at most MIME_HEADER_NAME_MAX octets, printable)
+		 * is shown as it is */
+		memcpy(name, h->name, h->name_len);
+		name[h->name_len] = '\0';
 		if ((o->unsubscribe_url || o->unsubscribe_mailto) && unsubscribe)
 			return fail(b, "header %s is set by volley from the unsubscribe URL", name);
 		if (single >= 0) {

@@ -15,6 +15,8 @@
  * before rendering (a CSV header) maps symbols to fields once and then looks
  * up by index, with no hashing per render. Others (JSON) are asked once per
  * render for each name found in the root object, however often it is used.
+ * An adapter with find() answers a lookup with the value's kind and text
+ * together, so that a value written costs it one call.
  *
  * The language is the mustache spec (tests/conformance/mustache): variables ({{x}} escaped by the
  * render's escape mode, {{{x}}} and {{&x}} raw), dotted names, {{.}},
@@ -173,6 +175,17 @@ enum tpl_kind {
 
 #define TPL_SCRATCH 64   /* room text() may use to format a number */
 
+/* What a member lookup found (struct tpl_data_ops.find): the value, its
+ * kind and, for a TPL_STRING the adapter holds as text already, that text
+ * (s NULL: the render asks text(), e.g. for a number it must format). s
+ * must stay valid as long as the data. */
+struct tpl_found {
+	struct tpl_val v;
+	const char *s;
+	size_t len;
+	enum tpl_kind kind;
+};
+
 struct tpl_data_ops {
 	/* Member key of obj: returns 1 and sets *out, or 0 when obj is not an
 	 * object or has no such member. */
@@ -184,6 +197,11 @@ struct tpl_data_ops {
 	/* Items of a TPL_LIST. */
 	size_t (*list_len)(void *ud, struct tpl_val list);
 	struct tpl_val (*list_at)(void *ud, struct tpl_val list, size_t i);
+	/* Optional: member key of obj as get finds it, with its kind and text
+	 * in the same call, so that a value costs the render one call, not
+	 * three. Returns 1 and fills *out, or 0 as get. NULL: the render asks
+	 * get, kind and text in turn. */
+	int (*find)(void *ud, struct tpl_val obj, const struct tpl_key *key, struct tpl_found *out);
 };
 
 /* One recipient's data: the root value (usually an object) and its adapter. */
@@ -246,6 +264,8 @@ void tpl_lines_free(struct tpl_lines *l);
 struct tpl_lines_out {
 	size_t max_line;     /* in: the longest line allowed, CRLF not counted */
 	int allow_8bit;      /* in: non-ASCII may be written (valid UTF-8 only) */
+	int skip_loose;      /* in: loose_space is not wanted (nothing is DKIM-signed):
+			      * whitespace is not tracked, and loose_space reads 1 */
 	int non_ascii;       /* out: a byte written is non-ASCII */
 	int watched;         /* out: the watch byte (tpl_lines_new) was written */
 	int loose_space;     /* out: the output may hold whitespace that DKIM's relaxed

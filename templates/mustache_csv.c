@@ -306,6 +306,20 @@ static const char *csv_text(void *ud, struct tpl_val v, char scratch[TPL_SCRATCH
 	return c >= 0 ? row->fields[c] : "";
 }
 
+/* csv_get, csv_kind and csv_text in one: a column's text is at hand. */
+static int csv_find(void *ud, struct tpl_val obj, const struct tpl_key *key, struct tpl_found *out)
+{
+	const struct tpl_csv_row *row = ud;
+
+	if (!csv_get(ud, obj, key, &out->v))
+		return 0;
+	int32_t c = field_of(row, out->v.ptr);
+	out->kind = c >= 0 ? TPL_STRING : TPL_OBJECT;
+	out->s = c >= 0 ? row->fields[c] : NULL;
+	out->len = c >= 0 ? row->lens[c] : 0;
+	return 1;
+}
+
 static size_t csv_list_len(void *ud, struct tpl_val list)
 {
 	return 0;
@@ -322,6 +336,7 @@ const struct tpl_data_ops tpl_csv_ops = {
 	.text = csv_text,
 	.list_len = csv_list_len,
 	.list_at = csv_list_at,
+	.find = csv_find,
 };
 
 struct tpl_data tpl_csv_data(const struct tpl_csv_row *row, const struct tpl_csv_binding *b)

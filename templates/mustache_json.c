@@ -67,6 +67,19 @@ static const char *json_text(void *ud, struct tpl_val v, char scratch[TPL_SCRATC
 	}
 }
 
+/* json_get and json_kind in one, with a string's text (numbers are
+ * formatted by json_text when they are written). */
+static int json_find(void *ud, struct tpl_val obj, const struct tpl_key *key, struct tpl_found *out)
+{
+	if (!json_get(ud, obj, key, &out->v))
+		return 0;
+	const json_t *j = out->v.ptr;
+	out->kind = json_kind(ud, out->v);
+	out->s = json_is_string(j) ? json_string_value(j) : NULL;
+	out->len = json_is_string(j) ? json_string_length(j) : 0;
+	return 1;
+}
+
 static size_t json_list_len(void *ud, struct tpl_val list)
 {
 	return json_array_size((const json_t *)list.ptr);
@@ -83,6 +96,7 @@ const struct tpl_data_ops tpl_json_ops = {
 	.text = json_text,
 	.list_len = json_list_len,
 	.list_at = json_list_at,
+	.find = json_find,
 };
 
 struct tpl_data tpl_json_data(const json_t *root)

@@ -11,7 +11,9 @@
  *
  * Names found in the root object are memoised for the render by symbol
  * number: a recipient's {{first_name}} costs the adapter one lookup (one
- * hash, for JSON) however often the template uses it. */
+ * hash, for JSON) however often the template uses it. An adapter with
+ * find() hands over a value's kind and text with the lookup, so that a
+ * value costs it one call. */
 #include "templates/mustache_prog.h"
 #include "templates/utf8.h"
 
@@ -59,13 +61,16 @@ struct render {
 	unsigned depth;
 	const struct tpl_lines *lines;   /* tpl_render_lines; NULL for tpl_render */
 	struct tpl_lines_out *lo;
+	const char *pool;      /* lines: lines->pool */
+	size_t max_line;       /* lines: lo->max_line */
 	size_t col;            /* lines: octets on the line being written */
 	int last_space;        /* lines: the last byte written is a SP */
 	unsigned seen;         /* lines: TPL_HAS_* of what was written */
 	unsigned bail;         /* lines: TPL_HAS_* that text may not have */
 	int not_lines;         /* lines: the output cannot be written as lines */
+	int loose;             /* lines: loose whitespace is tracked (lo->skip_loose not set) */
 	uint8_t memo_state[ROOT_MEMO];
-	struct tpl_val memo[ROOT_MEMO];   /* valid where memo_state says found */
+	struct tpl_found memo[ROOT_MEMO];   /* valid where memo_state says found */
 };
 
 /* ---- output ---- */
@@ -191,7 +196,7 @@ static int count_line(struct render *r, size_t k, int ended)
 {
 	size_t len = r->col + k - (ended ? 2 : 0);
 
-	if (len > r->lo->max_line)
+	if (len > r->max_line)
 		return not_lines(r);
 	r->col = ended ? 0 : len;
 	return 0;
@@ -231,13 +236,14 @@ static int put_text(struct render *r, const char *s, size_t n)
 /* Lines: a text op's CRLF text, its line lengths taken from its shape. */
 static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 {
-	const char *s = r->lines->pool + sh->off;
-	size_t n = sh->len, max = r->lo->max_line;
+	const char *s = r->pool + sh->off;
+	size_t n = sh->len, max = r->max_line;
 
 	if (sh->has & r->bail)
 		return not_lines(r);
 	r->seen |= sh->has;
-	track_space(r, sh->first, sh->last);
+	if (r->loose)
+		track_space(r, sh->first, sh->last);
 	if (r->indent || n == 0)
 		return put_text(r, s, n);
 	if (!sh->eol) {
@@ -249,23 +255,44 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	}
 	if (r->col > max)
 		return not_lines(r);
-	r->pending = s[n - 1] == '\n';
+	r->pending = sh->last == '\n';
 	return put(r, s, n);
 }
 
 #define ENTITY(s) { s, sizeof s - 1 }
+/* eight bytes an entry, the text in place: one load finds both */
 static const struct {
-	const char *s;
-	size_t len;       /* 0: the byte stands for itself */
+	char s[7];
+	uint8_t len;      /* 0: the byte stands for itself */
 } html_entity[256] = {
 	['&'] = ENTITY("&amp;"), ['<'] = ENTITY("&lt;"), ['>'] = ENTITY("&gt;"),
 	['"'] = ENTITY("&quot;"), ['\''] = ENTITY("&#39;"),
 };
 #undef ENTITY
 
+/* HTML-escapes s[0..n) into the output: written in place in one pass
+ * when the room there is holds the worst case (every byte a six-byte
+ * entity), else run by run through put. */
 static int put_html(struct render *r, const char *s, size_t n)
 {
+	struct tpl_buf *b = r->out;
 	size_t run = 0;
+
+	if (n == 0)
+		return 0;
+	if (n <= (b->cap - b->len) / 6) {
+		char *d = b->data + b->len;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[i];
+			size_t k = html_entity[c].len;
+			*d = (char)c;
+			if (k)
+				copy(d, html_entity[c].s, k);
+			d += k ? k : 1;
+		}
+		b->len = (size_t)(d - b->data);
+		return 0;
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -280,58 +307,96 @@ static int put_html(struct render *r, const char *s, size_t n)
 
 /* ---- data ---- */
 
-/* Member k of the root (the last context), through the memo. */
-static int get_root(struct render *r, struct tpl_val root, const struct tpl_key *k,
-		    struct tpl_val *v)
+/* Member k of obj with its kind (and text when the adapter has it): one
+ * call to an adapter with find, else get and kind. Returns 1, or 0 when
+ * obj has no such member. */
+static int find(const struct render *r, struct tpl_val obj, const struct tpl_key *k,
+		struct tpl_found *f)
+{
+	if (r->ops->find)
+		return r->ops->find(r->ud, obj, k, f);
+	if (!r->ops->get(r->ud, obj, k, &f->v))
+		return 0;
+	f->kind = r->ops->kind(r->ud, f->v);
+	f->s = NULL;
+	f->len = 0;
+	return 1;
+}
+
+/* The text of a TPL_STRING found: the adapter's own, else asked of it
+ * (into scratch, for a number). Sets *n; NULL with *n 0 when there is
+ * none. */
+static const char *found_text(const struct render *r, const struct tpl_found *f,
+			      char scratch[TPL_SCRATCH], size_t *n)
+{
+	if (f->s) {
+		*n = f->len;
+		return f->s;
+	}
+	*n = 0;
+	const char *s = r->ops->text(r->ud, f->v, scratch, n);
+	if (!s)
+		*n = 0;
+	return s;
+}
+
+/* Member k of the root (the last context), through the memo: the memo's
+ * entry, or buf filled, or NULL when the root has no such member. */
+static const struct tpl_found *find_root(struct render *r, struct tpl_val root,
+					 const struct tpl_key *k, struct tpl_found *buf)
 {
 	if (k->sym >= ROOT_MEMO)
-		return r->ops->get(r->ud, root, k, v);
+		return find(r, root, k, buf) ? buf : NULL;
 	uint8_t *state = &r->memo_state[k->sym];
 	if (*state == MEMO_UNKNOWN)
-		*state = r->ops->get(r->ud, root, k, &r->memo[k->sym]) ? MEMO_FOUND : MEMO_MISSING;
-	if (*state == MEMO_MISSING)
-		return 0;
-	*v = r->memo[k->sym];
-	return 1;
+		*state = find(r, root, k, &r->memo[k->sym]) ? MEMO_FOUND : MEMO_MISSING;
+	return *state == MEMO_FOUND ? &r->memo[k->sym] : NULL;
 }
 
 /* Resolves a name in the context stack: the first part in the innermost
- * context that has it, the other parts each in the value before. Returns 1
- * and sets *v, or 0 when it is missing. */
-static int lookup(struct render *r, const struct tpl_name *nm, const struct ctx *cx,
-		  struct tpl_val *v)
+ * context that has it, the other parts each in the value before. Returns
+ * what it found (buf, or a memo entry, which the caller must not keep past
+ * the render), or NULL when it is missing. */
+static inline __attribute__((always_inline)) const struct tpl_found *
+lookup(struct render *r, const struct tpl_name *nm, const struct ctx *cx, struct tpl_found *buf)
 {
 	const struct tpl_key *k = &r->t->keys[nm->first];
+	const struct tpl_found *f = buf;
 
 	if (nm->nparts == 0) {
-		*v = cx->v;
-		return 1;
+		buf->v = cx->v;
+		buf->kind = r->ops->kind(r->ud, cx->v);
+		buf->s = NULL;
+		buf->len = 0;
+		return buf;
 	}
 	for (; cx->up; cx = cx->up)
-		if (r->ops->get(r->ud, cx->v, k, v))
+		if (find(r, cx->v, k, buf))
 			break;
-	if (!cx->up && !get_root(r, cx->v, k, v))
-		return 0;
-	for (uint32_t i = 1; i < nm->nparts; i++)
-		if (!r->ops->get(r->ud, *v, &k[i], v))
-			return 0;
-	return 1;
+	if (!cx->up && !(f = find_root(r, cx->v, k, buf)))
+		return NULL;
+	for (uint32_t i = 1; i < nm->nparts; i++) {
+		if (!find(r, f->v, &k[i], buf))
+			return NULL;
+		f = buf;
+	}
+	return f;
 }
 
-static int truthy(const struct render *r, struct tpl_val v, enum tpl_kind k)
+static int truthy(const struct render *r, const struct tpl_found *f)
 {
 	char scratch[TPL_SCRATCH];
-	size_t n = 0;
+	size_t n;
 
-	switch (k) {
+	switch (f->kind) {
 	case TPL_TRUE:
 	case TPL_OBJECT:
 		return 1;
 	case TPL_STRING:
-		r->ops->text(r->ud, v, scratch, &n);
+		found_text(r, f, scratch, &n);
 		return n > 0;
 	case TPL_LIST:
-		return r->ops->list_len(r->ud, v) > 0;
+		return r->ops->list_len(r->ud, f->v) > 0;
 	default:
 		return 0;
 	}
@@ -394,9 +459,10 @@ static unsigned odd_bytes_class(const char *s, size_t n)
 	return cls;
 }
 
-/* The VALUE_* bits s[0..n) has. Each lane gathers the bits of its bytes,
- * and the lanes are folded into one byte at the end. */
-static unsigned value_class(const char *s, size_t n, unsigned char watch, int html)
+/* The VALUE_* bits s[0..n) has (two SPs in a row only looked for when
+ * loose: without DKIM nobody asks). Each lane gathers the bits of its
+ * bytes, and the lanes are folded into one byte at the end. */
+static unsigned value_class(const char *s, size_t n, unsigned char watch, int html, int loose)
 {
 	vec16 cls = splat16(0), odd = splat16(0), v;
 	uint64_t pairs = 0;
@@ -429,29 +495,36 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 		/* below SP as signed bytes: a control character or non-ASCII */
 		odd |= v < splat16(' ');
 		cls |= (v == w) & splat16(VALUE_WATCH);
+		/* HTML's five in three compares: x | 2 is '>' for '<' and '>'
+		 * alone, x | 1 is '\'' for '&' and '\'' alone */
 		if (html)
-			cls |= ((v == splat16('&')) | (v == splat16('<')) | (v == splat16('>')) |
-				(v == splat16('"')) | (v == splat16('\''))) & splat16(VALUE_HTML);
+			cls |= (((v | splat16(2)) == splat16('>')) | ((v | splat16(1)) == splat16('\'')) |
+				(v == splat16('"'))) & splat16(VALUE_HTML);
 		/* SP lanes next to each other in s (the halves taken out as
 		 * integers in registers, not through memory) */
-		u64x2 sp = (u64x2)(v == splat16(' '));
-		u64x2 next = sp & sp >> 8;
-		pairs |= (next[0] | next[1]) & adjacent;
-		if (cross)
-			pairs |= sp[0] >> 56 & sp[1];
+		if (loose) {
+			u64x2 sp = (u64x2)(v == splat16(' '));
+			u64x2 next = sp & sp >> 8;
+			pairs |= (next[0] | next[1]) & adjacent;
+			if (cross)
+				pairs |= sp[0] >> 56 & sp[1];
+		}
 		if (n - i <= 16)
 			break;
 		/* the seam with the next block, which no block's lanes hold
 		 * both sides of when the last block starts right there */
-		pairs |= s[i + 15] == ' ' && s[i + 16] == ' ';
+		pairs |= loose && s[i + 15] == ' ' && s[i + 16] == ' ';
 		i += 16;
 	}
 	uint64_t a = ((u64x2)cls)[0] | ((u64x2)cls)[1];
+	uint64_t odd_any = ((u64x2)odd)[0] | ((u64x2)odd)[1];
+	if (!(a | odd_any))   /* the common case: nothing to fold */
+		return pairs ? VALUE_LOOSE : 0;
 	a |= a >> 32;
 	a |= a >> 16;
 	a |= a >> 8;
 	unsigned found = (unsigned)(a & 0xff) | (pairs ? VALUE_LOOSE : 0);
-	if (((u64x2)odd)[0] | ((u64x2)odd)[1])
+	if (odd_any)
 		found |= odd_bytes_class(s, n);
 	return found;
 }
@@ -461,26 +534,26 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 {
 	size_t start = r->out->len;
-	unsigned cls = value_class(s, n, r->lines->watch, html);
+	unsigned cls = value_class(s, n, r->lines->watch, html, r->loose);
 
 	if (cls & (VALUE_BREAK | r->bail) || (cls & VALUE_HIGH && utf8_check(s, n) != n))
 		return not_lines(r);
 	r->seen |= cls & (VALUE_HIGH | VALUE_WATCH | VALUE_LOOSE);
-	if (n)
+	if (n && r->loose)
 		track_space(r, (unsigned char)s[0], (unsigned char)s[n - 1]);
 	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
 		return -1;
 	r->col += r->out->len - start;
-	return r->col > r->lo->max_line ? not_lines(r) : 0;
+	return r->col > r->max_line ? not_lines(r) : 0;
 }
 
-static int put_value(struct render *r, struct tpl_val v, int raw)
+static int put_value(struct render *r, const struct tpl_found *f, int raw)
 {
 	char scratch[TPL_SCRATCH];
 	const char *s;
 	size_t n = 0;
 
-	switch (r->ops->kind(r->ud, v)) {
+	switch (f->kind) {
 	case TPL_TRUE:
 		s = "true";
 		n = 4;
@@ -490,9 +563,7 @@ static int put_value(struct render *r, struct tpl_val v, int raw)
 		n = 5;
 		break;
 	case TPL_STRING:
-		s = r->ops->text(r->ud, v, scratch, &n);
-		if (!s)
-			n = 0;
+		s = found_text(r, f, scratch, &n);
 		break;
 	default:
 		return 0;
@@ -542,11 +613,12 @@ static int dynamic_unit(struct render *r, const struct tpl_op *op, const struct 
 	char scratch[TPL_SCRATCH];
 	const char *s = NULL;
 	size_t len = 0;
-	struct tpl_val v;
+	struct tpl_found buf;
+	const struct tpl_found *f = lookup(r, &t->names[op->a], cx, &buf);
 
 	*u = NULL;
-	if (lookup(r, &t->names[op->a], cx, &v) && r->ops->kind(r->ud, v) == TPL_STRING)
-		s = r->ops->text(r->ud, v, scratch, &len);
+	if (f && f->kind == TPL_STRING)
+		s = found_text(r, f, scratch, &len);
 	if (!s)
 		return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
 	for (size_t i = 1; i < t->nunits; i++) {
@@ -646,37 +718,39 @@ static int block(struct render *r, uint32_t i, const struct ctx *cx, const struc
 static int section(struct render *r, uint32_t i, const struct ctx *cx, const struct ovr *ov)
 {
 	const struct tpl_op *op = &r->t->ops[i];
-	struct tpl_val v;
+	struct tpl_found buf;
+	const struct tpl_found *f = lookup(r, &r->t->names[op->a], cx, &buf);
 
-	if (!lookup(r, &r->t->names[op->a], cx, &v))
+	if (!f)
 		return op->code == TPL_OP_INVERTED ? render_body(r, op, i + 1, op->b, cx, ov) : 0;
 
-	enum tpl_kind k = r->ops->kind(r->ud, v);
 	if (op->code == TPL_OP_INVERTED)
-		return truthy(r, v, k) ? 0 : render_body(r, op, i + 1, op->b, cx, ov);
-	if (k == TPL_LIST) {
-		size_t n = r->ops->list_len(r->ud, v);
+		return truthy(r, f) ? 0 : render_body(r, op, i + 1, op->b, cx, ov);
+	if (f->kind == TPL_LIST) {
+		struct tpl_val list = f->v;   /* f may be a memo entry the body's lookups use */
+		size_t n = r->ops->list_len(r->ud, list);
 		for (size_t j = 0; j < n; j++) {
-			struct ctx item = { r->ops->list_at(r->ud, v, j), cx };
+			struct ctx item = { r->ops->list_at(r->ud, list, j), cx };
 			if (render_body(r, op, i + 1, op->b, &item, ov) < 0)
 				return -1;
 		}
 		return 0;
 	}
-	if (!truthy(r, v, k))
+	if (!truthy(r, f))
 		return 0;
-	struct ctx sub = { v, cx };
+	struct ctx sub = { f->v, cx };
 	return render_body(r, op, i + 1, op->b, &sub, ov);
 }
 
 static int variable(struct render *r, const struct tpl_op *op, const struct ctx *cx)
 {
-	struct tpl_val v;
+	struct tpl_found buf;
+	const struct tpl_found *f;
 
 	if (flush_indent(r) < 0)
 		return -1;
-	if (lookup(r, &r->t->names[op->a], cx, &v))
-		return put_value(r, v, op->flags & TPL_F_RAW);
+	if ((f = lookup(r, &r->t->names[op->a], cx, &buf)))
+		return put_value(r, f, op->flags & TPL_F_RAW);
 	return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
 }
 
@@ -689,16 +763,24 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 		const struct tpl_op *op = &t->ops[i];
 		int rc = 0;
 
-		switch (op->code) {
-		case TPL_OP_TEXT:
+		/* text and variables, most ops, by plain branches: a jump table's
+		 * one indirect jump for every op is mispredicted as they alternate */
+		if (op->code == TPL_OP_TEXT) {
 			rc = r->lines ? put_text_lines(r, &r->lines->shape[i])
 				      : put_text(r, t->pool + op->a, op->b);
 			i++;
-			break;
-		case TPL_OP_VAR:
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		if (op->code == TPL_OP_VAR) {
 			rc = variable(r, op, cx);
 			i++;
-			break;
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		switch (op->code) {
 		case TPL_OP_SECTION:
 		case TPL_OP_INVERTED:
 			rc = section(r, i, cx, ov);
@@ -749,11 +831,14 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	r.depth = 0;
 	r.lines = lines;
 	r.lo = lo;
+	r.pool = lines ? lines->pool : NULL;
+	r.max_line = lo ? lo->max_line : 0;
 	r.col = 0;
 	r.last_space = 0;
 	r.seen = 0;
 	r.bail = lo && lo->allow_8bit ? TPL_HAS_UNFIT : TPL_HAS_UNFIT | TPL_HAS_NON_ASCII;
 	r.not_lines = 0;
+	r.loose = !(lo && lo->skip_loose);
 	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;
@@ -763,7 +848,7 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	if (lo) {
 		lo->non_ascii = (r.seen & TPL_HAS_NON_ASCII) != 0;
 		lo->watched = (r.seen & TPL_HAS_WATCH) != 0;
-		lo->loose_space = (r.seen & TPL_HAS_LOOSE) != 0;
+		lo->loose_space = !r.loose || (r.seen & TPL_HAS_LOOSE) != 0;
 	}
 	if (rc < 0) {
 		out->len = start;

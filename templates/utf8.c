@@ -49,6 +49,8 @@ size_t utf8_check(const char *s, size_t n)
 				i += 8;
 				continue;
 			}
+		} else if (n >= 8 && (memcpy(&w, s + n - 8, 8), !(w & HIGH_BITS))) {
+			return n;   /* an ASCII tail: the last eight bytes, read at once */
 		} else if ((unsigned char)s[i] < 0x80) {
 			i++;   /* the ASCII tail of a short value, without a call per byte */
 			continue;

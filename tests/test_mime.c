@@ -220,6 +220,13 @@ static void test_utf8(void)
 		{ "\xf4\x90\x80\x80", 0 },           /* past U+10FFFF */
 		{ "\xff", 0 },
 		{ "12345678\xc3\xa9\xc3", 10 },      /* after an 8-byte ASCII run */
+		/* tails under eight bytes after a whole word: read as the last
+		 * eight bytes when they are ASCII, else byte by byte */
+		{ "123456789abcdef", 15 },
+		{ "123456789abcd\xff" "f", 13 },
+		{ "123456789\xc3\xa9", 11 },
+		{ "123456789ab\xc3", 11 },
+		{ "1234567\xc3\xa9" "abc", 12 },
 		{ "\xe2\x82" "x", 0 },
 	};
 

@@ -54,6 +54,21 @@ static const char *render_with(const struct tpl *t, const char *vars, enum tpl_e
 	struct tpl_data d = tpl_json_data(data);
 	out.len = 0;
 	int rc = tpl_render(t, &d, esc, flags, &out, &err);
+	/* the same through get, kind and text (no find): the same bytes or error */
+	struct tpl_data_ops three_calls = tpl_json_ops;
+	struct tpl_buf again;
+	struct tpl_error err_again;
+	three_calls.find = NULL;
+	d.ops = &three_calls;
+	tpl_buf_init(&again, out.max);
+	int rc_again = tpl_render(t, &d, esc, flags, &again, &err_again);
+	if (rc_again != rc)
+		T_FAIL("without find: rc %d, with find %d", rc_again, rc);
+	else if (rc < 0)
+		T_EQ_STR(err_again.msg, err.msg);
+	else
+		T_EQ_MEM(again.data ? again.data : "", again.len, out.data ? out.data : "", out.len);
+	tpl_buf_free(&again);
 	json_decref(data);
 	if (rc < 0)
 		return err.msg;
@@ -1008,6 +1023,20 @@ static void test_lines_reports(void)
 			T_FAIL("report case %zu: watched %d, loose_space %d; want %d, %d", i, lo.watched,
 			       lo.loose_space, cases[i].watched, cases[i].loose);
 		t_checks++;
+		/* whitespace not tracked (no DKIM): the same bytes and watch
+		 * report, and loose_space says it may hold some */
+		struct tpl_lines_out skip = { .max_line = 998, .skip_loose = 1 };
+		struct tpl_buf again;
+		tpl_buf_init(&again, 0);
+		if (!l || !data || tpl_render_lines(t, l, &d, TPL_ESCAPE_NONE, 0, &again, &skip, &err) != 0)
+			T_FAIL("report case %zu: no render without whitespace tracking", i);
+		else if (again.len != out.len || memcmp(again.data, out.data, out.len) != 0 ||
+			 skip.watched != cases[i].watched || skip.loose_space != 1)
+			T_FAIL("report case %zu, whitespace not tracked: watched %d, loose_space %d, "
+			       "output %s", i, skip.watched, skip.loose_space,
+			       again.len == out.len ? "the same" : "differs");
+		t_checks++;
+		tpl_buf_free(&again);
 		json_decref(data);
 		tpl_lines_free(l);
 		tpl_free(t);

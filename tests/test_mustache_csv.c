@@ -9,6 +9,7 @@
 #include "tests/testutil.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define COLS_MAX 8
 
@@ -58,19 +59,51 @@ struct cols {
 	size_t n;
 };
 
+/* The adapter without find(): the render asks get, kind and text in turn. */
+static struct tpl_data_ops three_calls;
+
 /* Binds bound_for's symbols to header, renders t with row into buf (which
  * is not emptied first). Returns tpl_render's result, or -2 when binding
- * failed. */
+ * failed. Every render is made a second time through get, kind and text,
+ * which must give the same bytes (or the same error) as find. */
 static int bind_render(const struct tpl *bound_for, const struct tpl *t, struct cols header,
 		       struct cols row, enum tpl_escape esc, unsigned flags, struct tpl_buf *buf)
 {
 	struct tpl_csv_binding b;
+	struct tpl_buf again;
+	struct tpl_error err_again;
 
 	if (tpl_csv_bind(&b, bound_for, header.s, header.lens, header.n) != 0)
 		return -2;
 	struct tpl_csv_row r = { row.s, row.lens, row.n };
 	struct tpl_data d = tpl_csv_data(&r, &b);
+	size_t start = buf->len;
 	int rc = tpl_render(t, &d, esc, flags, buf, &err);
+
+	three_calls = tpl_csv_ops;
+	three_calls.find = NULL;
+	d.ops = &three_calls;
+	/* again starts as buf did, so that the same cap applies */
+	tpl_buf_init(&again, buf->max);
+	if (start) {
+		if (!(again.data = malloc(start))) {
+			T_FAIL("out of memory");
+			tpl_csv_binding_free(&b);
+			return rc;
+		}
+		memcpy(again.data, buf->data, start);
+		again.len = again.cap = start;
+	}
+	int rc_again = tpl_render(t, &d, esc, flags, &again, &err_again);
+	if (rc_again != rc)
+		T_FAIL("without find: rc %d, with find %d", rc_again, rc);
+	else if (rc == 0 && (again.len != buf->len ||
+			     (again.len && memcmp(again.data, buf->data, again.len) != 0)))
+		T_FAIL("without find: \"%.*s\", with find \"%.*s\"", (int)again.len,
+		       again.data ? again.data : "", (int)buf->len, buf->data ? buf->data : "");
+	else if (rc != 0)
+		T_EQ_STR(err_again.msg, err.msg);
+	tpl_buf_free(&again);
 	tpl_csv_binding_free(&b);
 	return rc;
 }
@@ -422,6 +455,65 @@ static void test_kinds(void)
 	/* a string has no members */
 	struct tpl_val w;
 	T_EQ_INT(ops->get(d.ud, v, &k, &w), 0);
+	/* find: the same value, its kind and its text in one call */
+	struct tpl_found f;
+	T_EQ_INT(ops->find(d.ud, d.root, &k, &f), 1);
+	T_TRUE(f.v.ptr == v.ptr && f.v.aux == v.aux);
+	T_EQ_INT(f.kind, TPL_STRING);
+	T_EQ_MEM(f.s, f.len, "x", 1);
+	T_EQ_INT(ops->find(d.ud, v, &k, &f), 0);
+	tpl_csv_binding_free(&b);
+	tpl_free(t);
+}
+
+/* find() on the tree of dotted headers: a node without a column is an
+ * object with no text, one with a column a string with its text; a name
+ * that is no column, a column past the row's end and a symbol of no header
+ * are not found. */
+static void test_find(void)
+{
+	struct tpl *t = compile("{{a.b}}{{a.c}}{{a}}{{d}}{{e}}{{#a}}{{b}}{{/a}}");
+	static const char *const header[] = { "a.b", "a.c", "e", "d" };
+	static const size_t hlens[] = { 3, 3, 1, 1 };
+	static const char *const row[] = { "AB", "", "E" };   /* d's column is past the end */
+	static const size_t rlens[] = { 2, 0, 1 };
+	struct tpl_csv_row r = { row, rlens, 3 };
+	struct tpl_csv_binding b;
+	size_t len;
+
+	if (!t) {
+		T_FAIL("compile: %s", err.msg);
+		return;
+	}
+	T_EQ_INT(tpl_csv_bind(&b, t, header, hlens, 4), 0);
+	struct tpl_data d = tpl_csv_data(&r, &b);
+	struct tpl_key key[5];
+	T_EQ_INT(tpl_symbol_count(t), 5);
+	for (uint32_t i = 0; i < 5 && i < tpl_symbol_count(t); i++) {
+		key[i].s = tpl_symbol(t, i, &len);
+		key[i].len = (uint32_t)len;
+		key[i].sym = i;
+	}
+	/* symbols in order of first use: a, b, c, d, e */
+	T_EQ_MEM(key[0].s, key[0].len, "a", 1);
+	T_EQ_MEM(key[3].s, key[3].len, "d", 1);
+	struct tpl_found a, f;
+	T_EQ_INT(tpl_csv_ops.find(d.ud, d.root, &key[0], &a), 1);
+	T_EQ_INT(a.kind, TPL_OBJECT);
+	T_TRUE(a.s == NULL);
+	T_EQ_INT(tpl_csv_ops.find(d.ud, a.v, &key[1], &f), 1);
+	T_EQ_INT(f.kind, TPL_STRING);
+	T_EQ_MEM(f.s, f.len, "AB", 2);
+	T_EQ_INT(tpl_csv_ops.find(d.ud, a.v, &key[2], &f), 1);   /* an empty column */
+	T_EQ_INT(f.kind, TPL_STRING);
+	T_EQ_MEM(f.s, f.len, "", 0);
+	T_EQ_INT(tpl_csv_ops.find(d.ud, d.root, &key[1], &f), 0);   /* b only under a */
+	T_EQ_INT(tpl_csv_ops.find(d.ud, d.root, &key[3], &f), 0);   /* past the row */
+	T_EQ_INT(tpl_csv_ops.find(d.ud, d.root, &key[4], &f), 1);
+	T_EQ_MEM(f.s, f.len, "E", 1);
+	struct tpl_key other = { "zz", 2, 99 };   /* no symbol of the program */
+	T_EQ_INT(tpl_csv_ops.find(d.ud, d.root, &other, &f), 0);
+	T_EQ_INT(tpl_csv_ops.find(d.ud, f.v, &key[0], &f), 0);   /* a string has no members */
 	tpl_csv_binding_free(&b);
 	tpl_free(t);
 }
@@ -436,6 +528,7 @@ int main(void)
 	test_binding_of_another_program();
 	test_output_cap();
 	test_kinds();
+	test_find();
 	tpl_buf_free(&out);
 	return t_done("test_mustache_csv");
 }

@@ -59,6 +59,24 @@ static size_t crlf(const char *want, size_t n, char *out)
 	return o;
 }
 
+/* The test rendered again with the JSON adapter's find() taken away, so
+ * that the render asks get, kind and text in turn: it must give the
+ * expected text too. Returns 1 when it does. */
+static int three_calls_agree(const struct tpl *t, const struct tpl_data *data,
+			     const json_t *expected, struct tpl_buf *out)
+{
+	struct tpl_data_ops ops = *data->ops;
+	struct tpl_data d = *data;
+	struct tpl_error err;
+
+	ops.find = NULL;
+	d.ops = &ops;
+	out->len = 0;
+	return tpl_render(t, &d, TPL_ESCAPE_HTML, 0, out, &err) == 0 &&
+	       out->len == json_string_length(expected) &&
+	       (out->len == 0 || memcmp(out->data, json_string_value(expected), out->len) == 0);
+}
+
 /* The test rendered by tpl_render_lines: the expected text with CRLF line
  * ends, or TPL_NOT_LINES. Returns 1 when so, printing why when not. */
 static int lines_agree(const char *file, const char *name, const struct tpl *t,
@@ -139,6 +157,8 @@ static int run_test(const char *file, const json_t *test, struct tpl_buf *out)
 		printf("\n    want:     ");
 		json_dumpf(expected, stdout, JSON_ENCODE_ANY);
 		printf("\n");
+	} else if (!three_calls_agree(t, &data, expected, out)) {
+		printf("  FAIL %s: %s: not the same through get, kind and text (no find)\n", file, name);
 	} else {
 		ok = lines_agree(file, name, t, &data, expected, out);
 	}
