@@ -10,6 +10,7 @@
 #include "pool/tls.h"
 #include "pool/tls_aead.h"
 #include "tests/testutil.h"
+#include "tests/tls_testutil.h"
 
 /* xorshift: reproducible "random" chunk sizes and payloads. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -42,17 +43,6 @@ static void pump(struct tls_conn *a, struct tls_conn *b)
 {
 	move(a, b, 0);
 	move(b, a, 0);
-}
-
-static struct tls_ctx *ctx_or_die(const struct tls_ctx_opts *o)
-{
-	char err[256] = "";
-	struct tls_ctx *t = tls_ctx_new(o, err, sizeof(err));
-	if (!t) {
-		fprintf(stderr, "tls_ctx_new: %s\n", err);
-		exit(99);
-	}
-	return t;
 }
 
 static struct tls_ctx *server_ctx(const char *cert, const char *key, int minv, int maxv)

@@ -6,6 +6,7 @@
  * both, resume with the late ticket, and close. */
 #include "pool/tls.c"
 #include "tests/testutil.h"
+#include "tests/tls_testutil.h"
 
 static size_t move(struct tls_conn *from, struct tls_conn *to)
 {
@@ -20,17 +21,6 @@ static void pump(struct tls_conn *a, struct tls_conn *b)
 {
 	move(a, b);
 	move(b, a);
-}
-
-static struct tls_ctx *ctx_or_die(const struct tls_ctx_opts *o)
-{
-	char err[256] = "";
-	struct tls_ctx *t = tls_ctx_new(o, err, sizeof(err));
-	if (!t) {
-		fprintf(stderr, "tls_ctx_new: %s\n", err);
-		exit(99);
-	}
-	return t;
 }
 
 static int handshake(struct tls_conn *c, struct tls_conn *s)
