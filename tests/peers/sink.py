@@ -66,6 +66,19 @@ class SmtpSink(peerlib.Peer):
             time.sleep(0.05)
         return False
 
+    def settled_messages(self, timeout=3.0):
+        """messages() once no transaction is left in progress. smtp-sink
+        keeps a capture file open for each transaction in progress and
+        removes it when the transaction ends without a message, which can
+        come a moment after the client has had its last reply: a test that
+        expects nothing waits that moment out before it counts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.messages()
+            if not out or time.monotonic() >= deadline:
+                return out
+            time.sleep(0.05)
+
     def messages(self):
         """Parse smtp-sink's dump files: [{mail_from, rcpt_to, helo, data}]."""
         out = []
