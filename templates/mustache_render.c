@@ -259,6 +259,36 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	return put(r, s, n);
 }
 
+typedef signed char vec16 __attribute__((vector_size(16)));
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
+
+static inline vec16 splat16(char c)
+{
+	return (vec16){ c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c };
+}
+
+/* The bytes of s[0..n), 0 < n < 16, in sixteen lanes (some twice; for
+ * n < 4 the others are 'a'), built in registers: a short memcpy into a
+ * vector on the stack read back whole would stall on store forwarding. */
+static inline vec16 load_short(const char *s, size_t n)
+{
+	uint64_t a, b;
+
+	if (n >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+	} else if (n >= 4) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		a = b = x | (uint64_t)y << 32;
+	} else {
+		a = b = 0x6161616161000000ull | (uint64_t)(unsigned char)s[n - 1] << 16 |
+			(uint64_t)(unsigned char)s[n / 2] << 8 | (unsigned char)s[0];
+	}
+	return (vec16)(u64x2){ a, b };
+}
+
 #define ENTITY(s) { s, sizeof s - 1 }
 /* eight bytes an entry, the text in place: one load finds both */
 static const struct {
@@ -269,6 +299,102 @@ static const struct {
 	['"'] = ENTITY("&quot;"), ['\''] = ENTITY("&#39;"),
 };
 #undef ENTITY
+
+/* HTML's five characters: -1 in each lane of v that holds one, in three
+ * compares (x | 2 is '>' for '<' and '>' alone, x | 1 is '\'' for '&' and
+ * '\'' alone). */
+static inline vec16 html_lanes(vec16 v)
+{
+	return ((v | splat16(2)) == splat16('>')) | ((v | splat16(1)) == splat16('\'')) |
+	       (v == splat16('"'));
+}
+
+/* Escaping in place: d the next byte out, s[0..done) written already. */
+struct escape {
+	char *d;
+	size_t done;
+};
+
+/* copy for the runs between escaped bytes: the long ones out of line,
+ * where GCC 12 does not take a run it cannot bound (it cannot see that
+ * they never go back) for a memcpy of SIZE_MAX bytes and warn. */
+static __attribute__((noinline)) void copy_long(char *d, const char *s, size_t n)
+{
+	memcpy(d, s, n);
+}
+
+static inline void copy_run(char *d, const char *s, size_t n)
+{
+	if (n > 16)
+		copy_long(d, s, n);
+	else
+		copy(d, s, n);
+}
+
+/* Writes s up to each byte that w marks and that byte's entity: w has bit
+ * 8k set when s[base + k] is one of HTML's five, k from skip (lanes below
+ * it were written from another load). */
+static inline void escape_lanes(struct escape *e, const char *s, size_t base, uint64_t w,
+				size_t skip)
+{
+	if (skip >= 8)
+		return;
+	w &= ~0ull << (8 * skip);
+	while (w) {
+		size_t p = base + (size_t)__builtin_ctzll(w) / 8;
+		unsigned char c = (unsigned char)s[p];
+		copy_run(e->d, s + e->done, p - e->done);   /* p only grows */
+		e->d += p - e->done;
+		copy(e->d, html_entity[c].s, html_entity[c].len);
+		e->d += html_entity[c].len;
+		e->done = p + 1;
+		w &= w - 1;
+	}
+}
+
+/* The marks of v's two halves (one bit a lane, at bit 8k of a half). */
+static inline void html_marks(vec16 v, uint64_t w[2])
+{
+	u64x2 m = (u64x2)html_lanes(v) & (u64x2){ 0x0101010101010101ull, 0x0101010101010101ull };
+
+	w[0] = m[0];
+	w[1] = m[1];
+}
+
+/* HTML-escapes s[0..n), 4 <= n, into d (room for 6n bytes): sixteen bytes
+ * looked at a time, and the text between the characters replaced copied in
+ * runs. Returns the end of what was written. */
+static char *escape_into(char *d, const char *s, size_t n)
+{
+	struct escape e = { d, 0 };
+	uint64_t w[2];
+	vec16 v;
+
+	if (n < 8) {   /* lanes 0-3: s[0..4), lanes 4-7: s[n-4..n) */
+		html_marks(load_short(s, n), w);
+		escape_lanes(&e, s, 0, w[0] & 0xffffffffull, 0);
+		escape_lanes(&e, s, n - 4, w[0] >> 32, 8 - n);
+	} else if (n < 16) {   /* lanes 0-7: s[0..8), lanes 8-15: s[n-8..n) */
+		html_marks(load_short(s, n), w);
+		escape_lanes(&e, s, 0, w[0], 0);
+		escape_lanes(&e, s, n - 8, w[1], 16 - n);
+	} else {   /* whole blocks, then the last sixteen bytes (overlapping) */
+		size_t i = 0;
+		for (; n - i > 16; i += 16) {
+			memcpy(&v, s + i, 16);
+			html_marks(v, w);
+			escape_lanes(&e, s, i, w[0], 0);
+			escape_lanes(&e, s, i + 8, w[1], 0);
+		}
+		size_t last = n - 16, skip = i - last;
+		memcpy(&v, s + last, 16);
+		html_marks(v, w);
+		escape_lanes(&e, s, last, w[0], skip);
+		escape_lanes(&e, s, last + 8, w[1], skip > 8 ? skip - 8 : 0);
+	}
+	copy_run(e.d, s + e.done, n - e.done);
+	return e.d + (n - e.done);
+}
 
 /* HTML-escapes s[0..n) into the output: written in place in one pass
  * when the room there is holds the worst case (every byte a six-byte
@@ -282,13 +408,17 @@ static int put_html(struct render *r, const char *s, size_t n)
 		return 0;
 	if (n <= (b->cap - b->len) / 6) {
 		char *d = b->data + b->len;
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)s[i];
-			size_t k = html_entity[c].len;
-			*d = (char)c;
-			if (k)
-				copy(d, html_entity[c].s, k);
-			d += k ? k : 1;
+		if (n >= 4) {
+			d = escape_into(d, s, n);
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				unsigned char c = (unsigned char)s[i];
+				size_t k = html_entity[c].len;
+				*d = (char)c;
+				if (k)
+					copy(d, html_entity[c].s, k);
+				d += k ? k : 1;
+			}
 		}
 		b->len = (size_t)(d - b->data);
 		return 0;
@@ -410,36 +540,6 @@ static int truthy(const struct render *r, const struct tpl_found *f)
 #define VALUE_BREAK 0x10u           /* CR, LF or NUL */
 #define VALUE_HTML  0x20u           /* a character HTML escaping replaces */
 
-typedef signed char vec16 __attribute__((vector_size(16)));
-typedef uint64_t u64x2 __attribute__((vector_size(16)));
-
-static inline vec16 splat16(char c)
-{
-	return (vec16){ c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c };
-}
-
-/* The bytes of s[0..n), 0 < n < 16, in sixteen lanes (some twice; for
- * n < 4 the others are 'a'), built in registers: a short memcpy into a
- * vector on the stack read back whole would stall on store forwarding. */
-static inline vec16 load_short(const char *s, size_t n)
-{
-	uint64_t a, b;
-
-	if (n >= 8) {
-		memcpy(&a, s, 8);
-		memcpy(&b, s + n - 8, 8);
-	} else if (n >= 4) {
-		uint32_t x, y;
-		memcpy(&x, s, 4);
-		memcpy(&y, s + n - 4, 4);
-		a = b = x | (uint64_t)y << 32;
-	} else {
-		a = b = 0x6161616161000000ull | (uint64_t)(unsigned char)s[n - 1] << 16 |
-			(uint64_t)(unsigned char)s[n / 2] << 8 | (unsigned char)s[0];
-	}
-	return (vec16)(u64x2){ a, b };
-}
-
 /* The VALUE_* bits of s[0..n)'s control characters and non-ASCII bytes,
  * byte by byte: they are rare in a value, so the vector pass below only
  * notes that there is one. */
@@ -495,11 +595,8 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 		/* below SP as signed bytes: a control character or non-ASCII */
 		odd |= v < splat16(' ');
 		cls |= (v == w) & splat16(VALUE_WATCH);
-		/* HTML's five in three compares: x | 2 is '>' for '<' and '>'
-		 * alone, x | 1 is '\'' for '&' and '\'' alone */
 		if (html)
-			cls |= (((v | splat16(2)) == splat16('>')) | ((v | splat16(1)) == splat16('\'')) |
-				(v == splat16('"'))) & splat16(VALUE_HTML);
+			cls |= html_lanes(v) & splat16(VALUE_HTML);
 		/* SP lanes next to each other in s (the halves taken out as
 		 * integers in registers, not through memory) */
 		if (loose) {
