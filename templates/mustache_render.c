@@ -562,7 +562,8 @@ static unsigned odd_bytes_class(const char *s, size_t n)
 /* The VALUE_* bits s[0..n) has (two SPs in a row only looked for when
  * loose: without DKIM nobody asks). Each lane gathers the bits of its
  * bytes, and the lanes are folded into one byte at the end. */
-static unsigned value_class(const char *s, size_t n, unsigned char watch, int html, int loose)
+static inline __attribute__((always_inline)) unsigned
+value_class(const char *s, size_t n, unsigned char watch, int html, int loose)
 {
 	vec16 cls = splat16(0), odd = splat16(0), v;
 	uint64_t pairs = 0;
@@ -626,12 +627,31 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 	return found;
 }
 
+/* value_class with html and loose constant in each copy: the loop is
+ * left with no test of them. */
+static unsigned value_class_plain(const char *s, size_t n, unsigned char watch)
+{
+	return value_class(s, n, watch, 0, 0);
+}
+
+static unsigned value_class_html(const char *s, size_t n, unsigned char watch)
+{
+	return value_class(s, n, watch, 1, 0);
+}
+
+static unsigned value_class_loose(const char *s, size_t n, unsigned char watch, int html)
+{
+	return html ? value_class(s, n, watch, 1, 1) : value_class(s, n, watch, 0, 1);
+}
+
 /* Lines: a value, which must hold no line end (a CR or LF would need a
  * look at what is around it) and no NUL, and non-ASCII only when allowed. */
 static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 {
 	size_t start = r->out->len;
-	unsigned cls = value_class(s, n, r->lines->watch, html, r->loose);
+	unsigned char watch = r->lines->watch;
+	unsigned cls = r->loose ? value_class_loose(s, n, watch, html)
+				: html ? value_class_html(s, n, watch) : value_class_plain(s, n, watch);
 
 	if (cls & (VALUE_BREAK | r->bail) || (cls & VALUE_HIGH && utf8_check(s, n) != n))
 		return not_lines(r);
