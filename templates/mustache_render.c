@@ -47,6 +47,11 @@ struct ovr {
 
 enum { MEMO_UNKNOWN, MEMO_FOUND, MEMO_MISSING };
 
+/* How the walk writes: tpl_render's text, or tpl_render_lines' lines with
+ * or without loose whitespace tracked. The walk is compiled once for each,
+ * so that none of them tests which it is at every op. */
+enum walk { WALK_TEXT, WALK_LINES, WALK_LINES_LOOSE };
+
 struct render {
 	const struct tpl *t;
 	const struct tpl_data_ops *ops;
@@ -69,6 +74,7 @@ struct render {
 	unsigned bail;         /* lines: TPL_HAS_* that text may not have */
 	int not_lines;         /* lines: the output cannot be written as lines */
 	int loose;             /* lines: loose whitespace is tracked (lo->skip_loose not set) */
+	enum walk mode;        /* the walk for lines and loose */
 	uint8_t memo_state[ROOT_MEMO];
 	struct tpl_found memo[ROOT_MEMO];   /* valid where memo_state says found */
 };
@@ -234,7 +240,8 @@ static int put_text(struct render *r, const char *s, size_t n)
 }
 
 /* Lines: a text op's CRLF text, its line lengths taken from its shape. */
-static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
+static inline __attribute__((always_inline)) int
+put_text_lines(struct render *r, const struct tpl_text_shape *sh, int loose)
 {
 	const char *s = r->pool + sh->off;
 	size_t n = sh->len, max = r->max_line;
@@ -242,7 +249,7 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	if (sh->has & r->bail)
 		return not_lines(r);
 	r->seen |= sh->has;
-	if (r->loose)
+	if (loose)
 		track_space(r, sh->first, sh->last);
 	if (r->indent || n == 0)
 		return put_text(r, s, n);
@@ -646,17 +653,18 @@ static unsigned value_class_loose(const char *s, size_t n, unsigned char watch, 
 
 /* Lines: a value, which must hold no line end (a CR or LF would need a
  * look at what is around it) and no NUL, and non-ASCII only when allowed. */
-static int put_value_lines(struct render *r, const char *s, size_t n, int html)
+static inline __attribute__((always_inline)) int
+put_value_lines(struct render *r, const char *s, size_t n, int html, int loose)
 {
 	size_t start = r->out->len;
 	unsigned char watch = r->lines->watch;
-	unsigned cls = r->loose ? value_class_loose(s, n, watch, html)
-				: html ? value_class_html(s, n, watch) : value_class_plain(s, n, watch);
+	unsigned cls = loose ? value_class_loose(s, n, watch, html)
+			     : html ? value_class_html(s, n, watch) : value_class_plain(s, n, watch);
 
 	if (cls & (VALUE_BREAK | r->bail) || (cls & VALUE_HIGH && utf8_check(s, n) != n))
 		return not_lines(r);
 	r->seen |= cls & (VALUE_HIGH | VALUE_WATCH | VALUE_LOOSE);
-	if (n && r->loose)
+	if (n && loose)
 		track_space(r, (unsigned char)s[0], (unsigned char)s[n - 1]);
 	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
 		return -1;
@@ -664,7 +672,8 @@ static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 	return r->col > r->max_line ? not_lines(r) : 0;
 }
 
-static int put_value(struct render *r, const struct tpl_found *f, int raw)
+static inline __attribute__((always_inline)) int
+put_value(struct render *r, const struct tpl_found *f, int raw, enum walk mode)
 {
 	char scratch[TPL_SCRATCH];
 	const char *s;
@@ -685,8 +694,9 @@ static int put_value(struct render *r, const struct tpl_found *f, int raw)
 	default:
 		return 0;
 	}
-	if (r->lines)
-		return put_value_lines(r, s, n, !raw && r->esc == TPL_ESCAPE_HTML);
+	if (mode != WALK_TEXT)
+		return put_value_lines(r, s, n, !raw && r->esc == TPL_ESCAPE_HTML,
+				       mode == WALK_LINES_LOOSE);
 	return raw || r->esc == TPL_ESCAPE_NONE ? put(r, s, n) : put_html(r, s, n);
 }
 
@@ -859,7 +869,8 @@ static int section(struct render *r, uint32_t i, const struct ctx *cx, const str
 	return render_body(r, op, i + 1, op->b, &sub, ov);
 }
 
-static int variable(struct render *r, const struct tpl_op *op, const struct ctx *cx)
+static inline __attribute__((always_inline)) int
+variable(struct render *r, const struct tpl_op *op, const struct ctx *cx, enum walk mode)
 {
 	struct tpl_found buf;
 	const struct tpl_found *f;
@@ -867,12 +878,14 @@ static int variable(struct render *r, const struct tpl_op *op, const struct ctx 
 	if (flush_indent(r) < 0)
 		return -1;
 	if ((f = lookup(r, &r->t->names[op->a], cx, &buf)))
-		return put_value(r, f, op->flags & TPL_F_RAW);
+		return put_value(r, f, op->flags & TPL_F_RAW, mode);
 	return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
 }
 
-static int render_range(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
-			const struct ovr *ov)
+/* Renders ops [i, end) the way mode says (always r->mode). */
+static inline __attribute__((always_inline)) int
+walk(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx, const struct ovr *ov,
+     enum walk mode)
 {
 	const struct tpl *t = r->t;
 
@@ -883,15 +896,16 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 		/* text and variables, most ops, by plain branches: a jump table's
 		 * one indirect jump for every op is mispredicted as they alternate */
 		if (op->code == TPL_OP_TEXT) {
-			rc = r->lines ? put_text_lines(r, &r->lines->shape[i])
-				      : put_text(r, t->pool + op->a, op->b);
+			rc = mode != WALK_TEXT
+				     ? put_text_lines(r, &r->lines->shape[i], mode == WALK_LINES_LOOSE)
+				     : put_text(r, t->pool + op->a, op->b);
 			i++;
 			if (rc < 0)
 				return -1;
 			continue;
 		}
 		if (op->code == TPL_OP_VAR) {
-			rc = variable(r, op, cx);
+			rc = variable(r, op, cx, mode);
 			i++;
 			if (rc < 0)
 				return -1;
@@ -927,6 +941,37 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 	return 0;
 }
 
+static int walk_text(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+		     const struct ovr *ov)
+{
+	return walk(r, i, end, cx, ov, WALK_TEXT);
+}
+
+static int walk_lines(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+		      const struct ovr *ov)
+{
+	return walk(r, i, end, cx, ov, WALK_LINES);
+}
+
+static int walk_lines_loose(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+			    const struct ovr *ov)
+{
+	return walk(r, i, end, cx, ov, WALK_LINES_LOOSE);
+}
+
+static int render_range(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+			const struct ovr *ov)
+{
+	switch (r->mode) {
+	case WALK_LINES:
+		return walk_lines(r, i, end, cx, ov);
+	case WALK_LINES_LOOSE:
+		return walk_lines_loose(r, i, end, cx, ov);
+	default:
+		return walk_text(r, i, end, cx, ov);
+	}
+}
+
 /* The walk both entry points make; lines and lo are NULL for tpl_render. */
 static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
 		       unsigned flags, struct tpl_buf *out, struct tpl_error *err,
@@ -956,6 +1001,7 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	r.bail = lo && lo->allow_8bit ? TPL_HAS_UNFIT : TPL_HAS_UNFIT | TPL_HAS_NON_ASCII;
 	r.not_lines = 0;
 	r.loose = !(lo && lo->skip_loose);
+	r.mode = !lines ? WALK_TEXT : r.loose ? WALK_LINES_LOOSE : WALK_LINES;
 	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;
