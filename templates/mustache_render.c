@@ -479,8 +479,8 @@ static const char *found_text(const struct render *r, const struct tpl_found *f,
 
 /* Member k of the root (the last context), through the memo: the memo's
  * entry, or buf filled, or NULL when the root has no such member. */
-static const struct tpl_found *find_root(struct render *r, struct tpl_val root,
-					 const struct tpl_key *k, struct tpl_found *buf)
+static inline __attribute__((always_inline)) const struct tpl_found *
+find_root(struct render *r, struct tpl_val root, const struct tpl_key *k, struct tpl_found *buf)
 {
 	if (k->sym >= ROOT_MEMO)
 		return find(r, root, k, buf) ? buf : NULL;

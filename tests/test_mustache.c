@@ -844,6 +844,34 @@ static void test_scan_guarded(void)
 	}
 }
 
+/* tpl_fixed_text: the text of a template without tags, NULL otherwise. */
+static void test_fixed_text(void)
+{
+	static const struct {
+		const char *tmpl, *want;
+	} cases[] = {
+		{ "<news.example.test>", "<news.example.test>" },
+		{ "", "" },
+		{ "a{{! note }}", "a" },
+		{ "{{x}}", NULL },
+		{ "a {{x}}", NULL },
+		{ "{{#s}}a{{/s}}", NULL },
+		{ "{{>item}}", NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct tpl *t = compile_with(cases[i].tmpl, layout_partials);
+		size_t len = 0;
+		const char *got = t ? tpl_fixed_text(t, &len) : "(no compile)";
+		if (cases[i].want ? !got || len != strlen(cases[i].want) ||
+					    memcmp(got, cases[i].want, len) != 0
+				  : got != NULL)
+			T_FAIL("fixed text of \"%s\": got \"%.*s\"", cases[i].tmpl,
+			       got ? (int)len : 4, got ? got : "NULL");
+		t_checks++;
+		tpl_free(t);
+	}
+}
+
 /* ---- rendering as CRLF lines (tpl_render_lines) ---- */
 
 /* Renders tmpl with vars as lines, max_line and allow_8bit as given;
@@ -1110,6 +1138,7 @@ int main(void)
 	test_dir_loader();
 	test_row_adapter();
 	test_scan_guarded();
+	test_fixed_text();
 	test_lines();
 	test_lines_loose_values();
 	test_lines_loose_seams();
