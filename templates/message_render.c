@@ -24,6 +24,9 @@ struct campaign_piece {
 	size_t header;               /* CAMPAIGN_PIECE_HEADER: index in m.headers */
 	struct tpl *prog;
 	struct tpl_lines *lines;     /* a body: its text as CRLF lines (tpl_render_lines) */
+	const char *fixed;           /* a header with no tags: its value (in prog), not
+				      * rendered per message; else NULL */
+	size_t fixed_len;
 };
 
 struct campaign_template {
@@ -127,6 +130,8 @@ static int add_piece(struct campaign_template *t, enum campaign_piece_kind kind,
 		return -1;
 	}
 	t->npieces++;
+	if (kind == CAMPAIGN_PIECE_HEADER)
+		p->fixed = tpl_fixed_text(p->prog, &p->fixed_len);
 	if (kind != CAMPAIGN_PIECE_HEADER && !(p->lines = tpl_lines_new(p->prog, '_'))) {
 		set_err(err, errlen, "%s: out of memory", t->path);
 		return -1;
@@ -519,6 +524,8 @@ static int render_pieces(struct campaign_renderer *r, const struct campaign_data
 	r->out.len = 0;
 	for (size_t i = 0; i < t->npieces; i++) {
 		const struct campaign_piece *p = &t->pieces[i];
+		if (p->fixed)   /* the same for every recipient: no data, no render */
+			continue;
 		struct tpl_data data = d->piece(d->ud, i);
 
 		if (p->kind != CAMPAIGN_PIECE_HEADER) {
@@ -541,7 +548,10 @@ static int render_pieces(struct campaign_renderer *r, const struct campaign_data
 	/* the buffer may have moved while it grew: views are taken now */
 	for (size_t i = 0; i < t->npieces; i++) {
 		const struct campaign_piece *p = &t->pieces[i];
-		if (p->kind == CAMPAIGN_PIECE_HEADER) {
+		if (p->kind == CAMPAIGN_PIECE_HEADER && p->fixed) {
+			r->hv[p->header].value = p->fixed;
+			r->hv[p->header].value_len = p->fixed_len;
+		} else if (p->kind == CAMPAIGN_PIECE_HEADER) {
 			r->hv[p->header].value = r->out.data ? r->out.data + r->off[i] : "";
 			r->hv[p->header].value_len = r->len[i];
 		}

@@ -282,22 +282,23 @@ static const char *msgid_domain_problem(const char *d, size_t n)
 }
 
 /* 128 bits in 26 characters of lower-case base32 (RFC 4648's alphabet):
- * shorter than hex, so that the Message-ID line stays within 78. */
+ * shorter than hex, so that the Message-ID line stays within 78. Five
+ * bytes make eight characters, taken from one 40-bit number; the last
+ * byte makes two, its low 3 bits followed by two zero bits. */
 static void base32_128(char out[26], const unsigned char in[MSGID_RANDOM])
 {
 	static const char digits[] = "abcdefghijklmnopqrstuvwxyz234567";
-	unsigned acc = 0, bits = 0;
-	size_t o = 0;
+	_Static_assert(MSGID_RANDOM == 16, "base32_128 takes 16 bytes");
 
-	for (size_t i = 0; i < MSGID_RANDOM; i++) {
-		acc = (acc << 8 | in[i]) & 0xfff;
-		bits += 8;
-		while (bits >= 5) {
-			out[o++] = digits[(acc >> (bits - 5)) & 31];
-			bits -= 5;
-		}
+	for (size_t b = 0; b < 3; b++) {
+		const unsigned char *p = in + 5 * b;
+		uint64_t v = (uint64_t)p[0] << 32 | (uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 |
+			     (uint64_t)p[3] << 8 | p[4];
+		for (size_t j = 0; j < 8; j++)
+			out[8 * b + j] = digits[(v >> (35 - 5 * j)) & 31];
 	}
-	out[o] = digits[(acc << (5 - bits)) & 31];   /* the last 3 bits */
+	out[24] = digits[in[15] >> 3];
+	out[25] = digits[(in[15] << 2) & 31];
 }
 
 /* The Message-ID's domain as it goes on the wire (A-labels), checked;

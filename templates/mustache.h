@@ -148,6 +148,12 @@ void tpl_free(struct tpl *t);
 size_t tpl_symbol_count(const struct tpl *t);
 const char *tpl_symbol(const struct tpl *t, size_t i, size_t *len);
 
+/* The text t renders, whatever the data and flags, when it is nothing
+ * but template text (no tags but comments, which leave none): sets *len
+ * and returns it (not NUL-terminated; valid while t lives). NULL when
+ * rendering depends on data. */
+const char *tpl_fixed_text(const struct tpl *t, size_t *len);
+
 /* ---- data ---- */
 
 /* A value as an adapter sees it: two words it chooses the meaning of. */

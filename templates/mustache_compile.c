@@ -782,3 +782,17 @@ const char *tpl_symbol(const struct tpl *t, size_t i, size_t *len)
 	*len = t->syms[i].len;
 	return t->pool + t->syms[i].off;
 }
+
+const char *tpl_fixed_text(const struct tpl *t, size_t *len)
+{
+	const struct tpl_unit *u = &t->units[0];
+
+	if (u->begin == u->end) {
+		*len = 0;
+		return "";
+	}
+	if (u->end - u->begin != 1 || t->ops[u->begin].code != TPL_OP_TEXT)
+		return NULL;
+	*len = t->ops[u->begin].b;
+	return t->pool + t->ops[u->begin].a;
+}

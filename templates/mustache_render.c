@@ -47,6 +47,11 @@ struct ovr {
 
 enum { MEMO_UNKNOWN, MEMO_FOUND, MEMO_MISSING };
 
+/* How the walk writes: tpl_render's text, or tpl_render_lines' lines with
+ * or without loose whitespace tracked. The walk is compiled once for each,
+ * so that none of them tests which it is at every op. */
+enum walk { WALK_TEXT, WALK_LINES, WALK_LINES_LOOSE };
+
 struct render {
 	const struct tpl *t;
 	const struct tpl_data_ops *ops;
@@ -69,6 +74,7 @@ struct render {
 	unsigned bail;         /* lines: TPL_HAS_* that text may not have */
 	int not_lines;         /* lines: the output cannot be written as lines */
 	int loose;             /* lines: loose whitespace is tracked (lo->skip_loose not set) */
+	enum walk mode;        /* the walk for lines and loose */
 	uint8_t memo_state[ROOT_MEMO];
 	struct tpl_found memo[ROOT_MEMO];   /* valid where memo_state says found */
 };
@@ -234,7 +240,8 @@ static int put_text(struct render *r, const char *s, size_t n)
 }
 
 /* Lines: a text op's CRLF text, its line lengths taken from its shape. */
-static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
+static inline __attribute__((always_inline)) int
+put_text_lines(struct render *r, const struct tpl_text_shape *sh, int loose)
 {
 	const char *s = r->pool + sh->off;
 	size_t n = sh->len, max = r->max_line;
@@ -242,7 +249,7 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	if (sh->has & r->bail)
 		return not_lines(r);
 	r->seen |= sh->has;
-	if (r->loose)
+	if (loose)
 		track_space(r, sh->first, sh->last);
 	if (r->indent || n == 0)
 		return put_text(r, s, n);
@@ -259,6 +266,36 @@ static int put_text_lines(struct render *r, const struct tpl_text_shape *sh)
 	return put(r, s, n);
 }
 
+typedef signed char vec16 __attribute__((vector_size(16)));
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
+
+static inline vec16 splat16(char c)
+{
+	return (vec16){ c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c };
+}
+
+/* The bytes of s[0..n), 0 < n < 16, in sixteen lanes (some twice; for
+ * n < 4 the others are 'a'), built in registers: a short memcpy into a
+ * vector on the stack read back whole would stall on store forwarding. */
+static inline vec16 load_short(const char *s, size_t n)
+{
+	uint64_t a, b;
+
+	if (n >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+	} else if (n >= 4) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		a = b = x | (uint64_t)y << 32;
+	} else {
+		a = b = 0x6161616161000000ull | (uint64_t)(unsigned char)s[n - 1] << 16 |
+			(uint64_t)(unsigned char)s[n / 2] << 8 | (unsigned char)s[0];
+	}
+	return (vec16)(u64x2){ a, b };
+}
+
 #define ENTITY(s) { s, sizeof s - 1 }
 /* eight bytes an entry, the text in place: one load finds both */
 static const struct {
@@ -269,6 +306,102 @@ static const struct {
 	['"'] = ENTITY("&quot;"), ['\''] = ENTITY("&#39;"),
 };
 #undef ENTITY
+
+/* HTML's five characters: -1 in each lane of v that holds one, in three
+ * compares (x | 2 is '>' for '<' and '>' alone, x | 1 is '\'' for '&' and
+ * '\'' alone). */
+static inline vec16 html_lanes(vec16 v)
+{
+	return ((v | splat16(2)) == splat16('>')) | ((v | splat16(1)) == splat16('\'')) |
+	       (v == splat16('"'));
+}
+
+/* Escaping in place: d the next byte out, s[0..done) written already. */
+struct escape {
+	char *d;
+	size_t done;
+};
+
+/* copy for the runs between escaped bytes: the long ones out of line,
+ * where GCC 12 does not take a run it cannot bound (it cannot see that
+ * they never go back) for a memcpy of SIZE_MAX bytes and warn. */
+static __attribute__((noinline)) void copy_long(char *d, const char *s, size_t n)
+{
+	memcpy(d, s, n);
+}
+
+static inline void copy_run(char *d, const char *s, size_t n)
+{
+	if (n > 16)
+		copy_long(d, s, n);
+	else
+		copy(d, s, n);
+}
+
+/* Writes s up to each byte that w marks and that byte's entity: w has bit
+ * 8k set when s[base + k] is one of HTML's five, k from skip (lanes below
+ * it were written from another load). */
+static inline void escape_lanes(struct escape *e, const char *s, size_t base, uint64_t w,
+				size_t skip)
+{
+	if (skip >= 8)
+		return;
+	w &= ~0ull << (8 * skip);
+	while (w) {
+		size_t p = base + (size_t)__builtin_ctzll(w) / 8;
+		unsigned char c = (unsigned char)s[p];
+		copy_run(e->d, s + e->done, p - e->done);   /* p only grows */
+		e->d += p - e->done;
+		copy(e->d, html_entity[c].s, html_entity[c].len);
+		e->d += html_entity[c].len;
+		e->done = p + 1;
+		w &= w - 1;
+	}
+}
+
+/* The marks of v's two halves (one bit a lane, at bit 8k of a half). */
+static inline void html_marks(vec16 v, uint64_t w[2])
+{
+	u64x2 m = (u64x2)html_lanes(v) & (u64x2){ 0x0101010101010101ull, 0x0101010101010101ull };
+
+	w[0] = m[0];
+	w[1] = m[1];
+}
+
+/* HTML-escapes s[0..n), 4 <= n, into d (room for 6n bytes): sixteen bytes
+ * looked at a time, and the text between the characters replaced copied in
+ * runs. Returns the end of what was written. */
+static char *escape_into(char *d, const char *s, size_t n)
+{
+	struct escape e = { d, 0 };
+	uint64_t w[2];
+	vec16 v;
+
+	if (n < 8) {   /* lanes 0-3: s[0..4), lanes 4-7: s[n-4..n) */
+		html_marks(load_short(s, n), w);
+		escape_lanes(&e, s, 0, w[0] & 0xffffffffull, 0);
+		escape_lanes(&e, s, n - 4, w[0] >> 32, 8 - n);
+	} else if (n < 16) {   /* lanes 0-7: s[0..8), lanes 8-15: s[n-8..n) */
+		html_marks(load_short(s, n), w);
+		escape_lanes(&e, s, 0, w[0], 0);
+		escape_lanes(&e, s, n - 8, w[1], 16 - n);
+	} else {   /* whole blocks, then the last sixteen bytes (overlapping) */
+		size_t i = 0;
+		for (; n - i > 16; i += 16) {
+			memcpy(&v, s + i, 16);
+			html_marks(v, w);
+			escape_lanes(&e, s, i, w[0], 0);
+			escape_lanes(&e, s, i + 8, w[1], 0);
+		}
+		size_t last = n - 16, skip = i - last;
+		memcpy(&v, s + last, 16);
+		html_marks(v, w);
+		escape_lanes(&e, s, last, w[0], skip);
+		escape_lanes(&e, s, last + 8, w[1], skip > 8 ? skip - 8 : 0);
+	}
+	copy_run(e.d, s + e.done, n - e.done);
+	return e.d + (n - e.done);
+}
 
 /* HTML-escapes s[0..n) into the output: written in place in one pass
  * when the room there is holds the worst case (every byte a six-byte
@@ -282,13 +415,17 @@ static int put_html(struct render *r, const char *s, size_t n)
 		return 0;
 	if (n <= (b->cap - b->len) / 6) {
 		char *d = b->data + b->len;
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)s[i];
-			size_t k = html_entity[c].len;
-			*d = (char)c;
-			if (k)
-				copy(d, html_entity[c].s, k);
-			d += k ? k : 1;
+		if (n >= 4) {
+			d = escape_into(d, s, n);
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				unsigned char c = (unsigned char)s[i];
+				size_t k = html_entity[c].len;
+				*d = (char)c;
+				if (k)
+					copy(d, html_entity[c].s, k);
+				d += k ? k : 1;
+			}
 		}
 		b->len = (size_t)(d - b->data);
 		return 0;
@@ -342,8 +479,8 @@ static const char *found_text(const struct render *r, const struct tpl_found *f,
 
 /* Member k of the root (the last context), through the memo: the memo's
  * entry, or buf filled, or NULL when the root has no such member. */
-static const struct tpl_found *find_root(struct render *r, struct tpl_val root,
-					 const struct tpl_key *k, struct tpl_found *buf)
+static inline __attribute__((always_inline)) const struct tpl_found *
+find_root(struct render *r, struct tpl_val root, const struct tpl_key *k, struct tpl_found *buf)
 {
 	if (k->sym >= ROOT_MEMO)
 		return find(r, root, k, buf) ? buf : NULL;
@@ -410,36 +547,6 @@ static int truthy(const struct render *r, const struct tpl_found *f)
 #define VALUE_BREAK 0x10u           /* CR, LF or NUL */
 #define VALUE_HTML  0x20u           /* a character HTML escaping replaces */
 
-typedef signed char vec16 __attribute__((vector_size(16)));
-typedef uint64_t u64x2 __attribute__((vector_size(16)));
-
-static inline vec16 splat16(char c)
-{
-	return (vec16){ c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c };
-}
-
-/* The bytes of s[0..n), 0 < n < 16, in sixteen lanes (some twice; for
- * n < 4 the others are 'a'), built in registers: a short memcpy into a
- * vector on the stack read back whole would stall on store forwarding. */
-static inline vec16 load_short(const char *s, size_t n)
-{
-	uint64_t a, b;
-
-	if (n >= 8) {
-		memcpy(&a, s, 8);
-		memcpy(&b, s + n - 8, 8);
-	} else if (n >= 4) {
-		uint32_t x, y;
-		memcpy(&x, s, 4);
-		memcpy(&y, s + n - 4, 4);
-		a = b = x | (uint64_t)y << 32;
-	} else {
-		a = b = 0x6161616161000000ull | (uint64_t)(unsigned char)s[n - 1] << 16 |
-			(uint64_t)(unsigned char)s[n / 2] << 8 | (unsigned char)s[0];
-	}
-	return (vec16)(u64x2){ a, b };
-}
-
 /* The VALUE_* bits of s[0..n)'s control characters and non-ASCII bytes,
  * byte by byte: they are rare in a value, so the vector pass below only
  * notes that there is one. */
@@ -462,7 +569,8 @@ static unsigned odd_bytes_class(const char *s, size_t n)
 /* The VALUE_* bits s[0..n) has (two SPs in a row only looked for when
  * loose: without DKIM nobody asks). Each lane gathers the bits of its
  * bytes, and the lanes are folded into one byte at the end. */
-static unsigned value_class(const char *s, size_t n, unsigned char watch, int html, int loose)
+static inline __attribute__((always_inline)) unsigned
+value_class(const char *s, size_t n, unsigned char watch, int html, int loose)
 {
 	vec16 cls = splat16(0), odd = splat16(0), v;
 	uint64_t pairs = 0;
@@ -495,11 +603,8 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 		/* below SP as signed bytes: a control character or non-ASCII */
 		odd |= v < splat16(' ');
 		cls |= (v == w) & splat16(VALUE_WATCH);
-		/* HTML's five in three compares: x | 2 is '>' for '<' and '>'
-		 * alone, x | 1 is '\'' for '&' and '\'' alone */
 		if (html)
-			cls |= (((v | splat16(2)) == splat16('>')) | ((v | splat16(1)) == splat16('\'')) |
-				(v == splat16('"'))) & splat16(VALUE_HTML);
+			cls |= html_lanes(v) & splat16(VALUE_HTML);
 		/* SP lanes next to each other in s (the halves taken out as
 		 * integers in registers, not through memory) */
 		if (loose) {
@@ -529,17 +634,37 @@ static unsigned value_class(const char *s, size_t n, unsigned char watch, int ht
 	return found;
 }
 
+/* value_class with html and loose constant in each copy: the loop is
+ * left with no test of them. */
+static unsigned value_class_plain(const char *s, size_t n, unsigned char watch)
+{
+	return value_class(s, n, watch, 0, 0);
+}
+
+static unsigned value_class_html(const char *s, size_t n, unsigned char watch)
+{
+	return value_class(s, n, watch, 1, 0);
+}
+
+static unsigned value_class_loose(const char *s, size_t n, unsigned char watch, int html)
+{
+	return html ? value_class(s, n, watch, 1, 1) : value_class(s, n, watch, 0, 1);
+}
+
 /* Lines: a value, which must hold no line end (a CR or LF would need a
  * look at what is around it) and no NUL, and non-ASCII only when allowed. */
-static int put_value_lines(struct render *r, const char *s, size_t n, int html)
+static inline __attribute__((always_inline)) int
+put_value_lines(struct render *r, const char *s, size_t n, int html, int loose)
 {
 	size_t start = r->out->len;
-	unsigned cls = value_class(s, n, r->lines->watch, html, r->loose);
+	unsigned char watch = r->lines->watch;
+	unsigned cls = loose ? value_class_loose(s, n, watch, html)
+			     : html ? value_class_html(s, n, watch) : value_class_plain(s, n, watch);
 
 	if (cls & (VALUE_BREAK | r->bail) || (cls & VALUE_HIGH && utf8_check(s, n) != n))
 		return not_lines(r);
 	r->seen |= cls & (VALUE_HIGH | VALUE_WATCH | VALUE_LOOSE);
-	if (n && r->loose)
+	if (n && loose)
 		track_space(r, (unsigned char)s[0], (unsigned char)s[n - 1]);
 	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
 		return -1;
@@ -547,7 +672,8 @@ static int put_value_lines(struct render *r, const char *s, size_t n, int html)
 	return r->col > r->max_line ? not_lines(r) : 0;
 }
 
-static int put_value(struct render *r, const struct tpl_found *f, int raw)
+static inline __attribute__((always_inline)) int
+put_value(struct render *r, const struct tpl_found *f, int raw, enum walk mode)
 {
 	char scratch[TPL_SCRATCH];
 	const char *s;
@@ -568,8 +694,9 @@ static int put_value(struct render *r, const struct tpl_found *f, int raw)
 	default:
 		return 0;
 	}
-	if (r->lines)
-		return put_value_lines(r, s, n, !raw && r->esc == TPL_ESCAPE_HTML);
+	if (mode != WALK_TEXT)
+		return put_value_lines(r, s, n, !raw && r->esc == TPL_ESCAPE_HTML,
+				       mode == WALK_LINES_LOOSE);
 	return raw || r->esc == TPL_ESCAPE_NONE ? put(r, s, n) : put_html(r, s, n);
 }
 
@@ -742,7 +869,8 @@ static int section(struct render *r, uint32_t i, const struct ctx *cx, const str
 	return render_body(r, op, i + 1, op->b, &sub, ov);
 }
 
-static int variable(struct render *r, const struct tpl_op *op, const struct ctx *cx)
+static inline __attribute__((always_inline)) int
+variable(struct render *r, const struct tpl_op *op, const struct ctx *cx, enum walk mode)
 {
 	struct tpl_found buf;
 	const struct tpl_found *f;
@@ -750,12 +878,14 @@ static int variable(struct render *r, const struct tpl_op *op, const struct ctx 
 	if (flush_indent(r) < 0)
 		return -1;
 	if ((f = lookup(r, &r->t->names[op->a], cx, &buf)))
-		return put_value(r, f, op->flags & TPL_F_RAW);
+		return put_value(r, f, op->flags & TPL_F_RAW, mode);
 	return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
 }
 
-static int render_range(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
-			const struct ovr *ov)
+/* Renders ops [i, end) the way mode says (always r->mode). */
+static inline __attribute__((always_inline)) int
+walk(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx, const struct ovr *ov,
+     enum walk mode)
 {
 	const struct tpl *t = r->t;
 
@@ -766,15 +896,16 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 		/* text and variables, most ops, by plain branches: a jump table's
 		 * one indirect jump for every op is mispredicted as they alternate */
 		if (op->code == TPL_OP_TEXT) {
-			rc = r->lines ? put_text_lines(r, &r->lines->shape[i])
-				      : put_text(r, t->pool + op->a, op->b);
+			rc = mode != WALK_TEXT
+				     ? put_text_lines(r, &r->lines->shape[i], mode == WALK_LINES_LOOSE)
+				     : put_text(r, t->pool + op->a, op->b);
 			i++;
 			if (rc < 0)
 				return -1;
 			continue;
 		}
 		if (op->code == TPL_OP_VAR) {
-			rc = variable(r, op, cx);
+			rc = variable(r, op, cx, mode);
 			i++;
 			if (rc < 0)
 				return -1;
@@ -810,6 +941,37 @@ static int render_range(struct render *r, uint32_t i, uint32_t end, const struct
 	return 0;
 }
 
+static int walk_text(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+		     const struct ovr *ov)
+{
+	return walk(r, i, end, cx, ov, WALK_TEXT);
+}
+
+static int walk_lines(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+		      const struct ovr *ov)
+{
+	return walk(r, i, end, cx, ov, WALK_LINES);
+}
+
+static int walk_lines_loose(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+			    const struct ovr *ov)
+{
+	return walk(r, i, end, cx, ov, WALK_LINES_LOOSE);
+}
+
+static int render_range(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx,
+			const struct ovr *ov)
+{
+	switch (r->mode) {
+	case WALK_LINES:
+		return walk_lines(r, i, end, cx, ov);
+	case WALK_LINES_LOOSE:
+		return walk_lines_loose(r, i, end, cx, ov);
+	default:
+		return walk_text(r, i, end, cx, ov);
+	}
+}
+
 /* The walk both entry points make; lines and lo are NULL for tpl_render. */
 static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_escape esc,
 		       unsigned flags, struct tpl_buf *out, struct tpl_error *err,
@@ -839,6 +1001,7 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	r.bail = lo && lo->allow_8bit ? TPL_HAS_UNFIT : TPL_HAS_UNFIT | TPL_HAS_NON_ASCII;
 	r.not_lines = 0;
 	r.loose = !(lo && lo->skip_loose);
+	r.mode = !lines ? WALK_TEXT : r.loose ? WALK_LINES_LOOSE : WALK_LINES;
 	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;

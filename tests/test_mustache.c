@@ -844,6 +844,34 @@ static void test_scan_guarded(void)
 	}
 }
 
+/* tpl_fixed_text: the text of a template without tags, NULL otherwise. */
+static void test_fixed_text(void)
+{
+	static const struct {
+		const char *tmpl, *want;
+	} cases[] = {
+		{ "<news.example.test>", "<news.example.test>" },
+		{ "", "" },
+		{ "a{{! note }}", "a" },
+		{ "{{x}}", NULL },
+		{ "a {{x}}", NULL },
+		{ "{{#s}}a{{/s}}", NULL },
+		{ "{{>item}}", NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct tpl *t = compile_with(cases[i].tmpl, layout_partials);
+		size_t len = 0;
+		const char *got = t ? tpl_fixed_text(t, &len) : "(no compile)";
+		if (cases[i].want ? !got || len != strlen(cases[i].want) ||
+					    memcmp(got, cases[i].want, len) != 0
+				  : got != NULL)
+			T_FAIL("fixed text of \"%s\": got \"%.*s\"", cases[i].tmpl,
+			       got ? (int)len : 4, got ? got : "NULL");
+		t_checks++;
+		tpl_free(t);
+	}
+}
+
 /* ---- rendering as CRLF lines (tpl_render_lines) ---- */
 
 /* Renders tmpl with vars as lines, max_line and allow_8bit as given;
@@ -983,6 +1011,53 @@ static void test_lines_loose_seams(void)
 	tpl_free(t);
 }
 
+/* HTML escaping at every length up to 48 (the escape looks at sixteen
+ * bytes at a time, at short values in pieces) with HTML's five characters
+ * at random places: the same as escaping byte by byte, as text and as
+ * lines. */
+static void test_escape_lengths(void)
+{
+	struct tpl *t = compile_with("x{{v}}y", NULL);
+	struct tpl_lines *l = t ? tpl_lines_new(t, 0) : NULL;
+	uint32_t seed = 7;
+	char v[49], want[2 + 48 * 6 + 1];
+
+	for (int round = 0; l && round < 4900; round++) {
+		size_t n = (size_t)round % 49, w = 0;
+		want[w++] = 'x';
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			v[i] = "ab<>&\"'c"[(seed >> 16) % 8];
+			const char *e = v[i] == '<' ? "&lt;" : v[i] == '>' ? "&gt;" : v[i] == '&' ? "&amp;"
+					: v[i] == '"' ? "&quot;" : v[i] == '\'' ? "&#39;" : NULL;
+			if (e) {
+				memcpy(want + w, e, strlen(e));
+				w += strlen(e);
+			} else {
+				want[w++] = v[i];
+			}
+		}
+		want[w++] = 'y';
+		json_t *data = json_pack("{s:s%}", "v", v, n);
+		struct tpl_data d = tpl_json_data(data);
+		struct tpl_lines_out lo = { .max_line = 998 };
+		out.len = 0;
+		int rc = tpl_render(t, &d, TPL_ESCAPE_HTML, 0, &out, &err);
+		int same = rc == 0 && out.len == w && memcmp(out.data, want, w) == 0;
+		out.len = 0;
+		rc = tpl_render_lines(t, l, &d, TPL_ESCAPE_HTML, 0, &out, &lo, &err);
+		same = same && rc == 0 && out.len == w && memcmp(out.data, want, w) == 0;
+		json_decref(data);
+		if (!same) {
+			T_FAIL("escaping \"%.*s\": got \"%.*s\"", (int)n, v, (int)out.len, out.data);
+			break;
+		}
+		t_checks++;
+	}
+	tpl_lines_free(l);
+	tpl_free(t);
+}
+
 /* What a render reports besides its text: whether it wrote the watch byte
  * ('_' here), and loose whitespace, also across the seams between text
  * and values and at the end. */
@@ -1063,9 +1138,11 @@ int main(void)
 	test_dir_loader();
 	test_row_adapter();
 	test_scan_guarded();
+	test_fixed_text();
 	test_lines();
 	test_lines_loose_values();
 	test_lines_loose_seams();
+	test_escape_lengths();
 	test_lines_reports();
 	tpl_buf_free(&out);
 	return t_done("test_mustache");
