@@ -73,8 +73,7 @@ struct render {
 	unsigned seen;         /* lines: TPL_HAS_* of what was written */
 	unsigned bail;         /* lines: TPL_HAS_* that text may not have */
 	int not_lines;         /* lines: the output cannot be written as lines */
-	int loose;             /* lines: loose whitespace is tracked (lo->skip_loose not set) */
-	enum walk mode;        /* the walk for lines and loose */
+	enum walk mode;        /* the walk: text, or lines with or without loose whitespace */
 	uint8_t memo_state[ROOT_MEMO];
 	struct tpl_found memo[ROOT_MEMO];   /* valid where memo_state says found */
 };
@@ -1000,8 +999,9 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	r.seen = 0;
 	r.bail = lo && lo->allow_8bit ? TPL_HAS_UNFIT : TPL_HAS_UNFIT | TPL_HAS_NON_ASCII;
 	r.not_lines = 0;
-	r.loose = !(lo && lo->skip_loose);
-	r.mode = !lines ? WALK_TEXT : r.loose ? WALK_LINES_LOOSE : WALK_LINES;
+	/* loose whitespace is tracked unless lo says nobody asks (no DKIM) */
+	int loose = !(lo && lo->skip_loose);
+	r.mode = !lines ? WALK_TEXT : loose ? WALK_LINES_LOOSE : WALK_LINES;
 	memset(r.memo_state, MEMO_UNKNOWN, sizeof r.memo_state);
 	if (!out->max)
 		out->max = TPL_DEFAULT_MAX_OUTPUT;
@@ -1011,7 +1011,7 @@ static int render_main(const struct tpl *t, const struct tpl_data *d, enum tpl_e
 	if (lo) {
 		lo->non_ascii = (r.seen & TPL_HAS_NON_ASCII) != 0;
 		lo->watched = (r.seen & TPL_HAS_WATCH) != 0;
-		lo->loose_space = !r.loose || (r.seen & TPL_HAS_LOOSE) != 0;
+		lo->loose_space = !loose || (r.seen & TPL_HAS_LOOSE) != 0;
 	}
 	if (rc < 0) {
 		out->len = start;
