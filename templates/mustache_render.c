@@ -163,6 +163,63 @@ static inline int put(struct render *r, const char *s, size_t n)
 	return 0;
 }
 
+/* The walk's end of the output, a local of the walk that only inlined
+ * helpers see, so that it stays in registers: bytes are written through a
+ * char pointer, which may alias anything in memory, so a length or line
+ * column kept in the render would be stored and read back at every op. The
+ * render's own fields are brought up to date (cursor_give) before anything
+ * that is not inlined into the walk, and read back (cursor_take) after. */
+struct cursor {
+	char *base;       /* r->out->data */
+	size_t len, cap;  /* r->out->len and ->cap */
+	size_t col;       /* lines: r->col */
+	unsigned seen;    /* lines: TPL_HAS_* written since taken, for r->seen */
+	int pending;      /* r->pending */
+};
+
+static inline __attribute__((always_inline)) void cursor_take(const struct render *r,
+							      struct cursor *c)
+{
+	c->base = r->out->data;
+	c->len = r->out->len;
+	c->cap = r->out->cap;
+	c->col = r->col;
+	c->seen = 0;
+	c->pending = r->pending;
+}
+
+static inline __attribute__((always_inline)) void cursor_give(struct render *r,
+							      const struct cursor *c)
+{
+	r->out->len = c->len;
+	r->col = c->col;
+	r->seen |= c->seen;
+	r->pending = c->pending;
+}
+
+/* Room for n more bytes at the cursor. Returns 0 or -1. */
+static inline __attribute__((always_inline)) int cursor_room(struct render *r, struct cursor *c,
+							     size_t n)
+{
+	if (n <= c->cap - c->len)
+		return 0;
+	cursor_give(r, c);
+	if (grow(r, n) < 0)
+		return -1;
+	cursor_take(r, c);
+	return 0;
+}
+
+static inline __attribute__((always_inline)) int cursor_put(struct render *r, struct cursor *c,
+							    const char *s, size_t n)
+{
+	if (cursor_room(r, c, n) < 0)
+		return -1;
+	copy(c->base + c->len, s, n);
+	c->len += n;
+	return 0;
+}
+
 static int put_indent(struct render *r, const struct indent *in)
 {
 	if (!in)
@@ -238,31 +295,49 @@ static int put_text(struct render *r, const char *s, size_t n)
 	return 0;
 }
 
+/* Template text at the cursor: with indentation in force, line by line
+ * (put_text). Whether it ends a line is kept without one too: a block
+ * indented in the middle of a line reads it. */
+static inline __attribute__((always_inline)) int
+cursor_text(struct render *r, struct cursor *c, const char *s, size_t n, int indented)
+{
+	if (!indented) {
+		if (n)
+			c->pending = s[n - 1] == '\n';
+		return cursor_put(r, c, s, n);
+	}
+	cursor_give(r, c);
+	int rc = put_text(r, s, n);
+	cursor_take(r, c);
+	return rc;
+}
+
 /* Lines: a text op's CRLF text, its line lengths taken from its shape. */
 static inline __attribute__((always_inline)) int
-put_text_lines(struct render *r, const struct tpl_text_shape *sh, int loose)
+put_text_lines(struct render *r, struct cursor *c, const struct tpl_text_shape *sh, int loose,
+	       int indented)
 {
 	const char *s = r->pool + sh->off;
 	size_t n = sh->len, max = r->max_line;
 
 	if (sh->has & r->bail)
 		return not_lines(r);
-	r->seen |= sh->has;
+	c->seen |= sh->has;
 	if (loose)
 		track_space(r, sh->first, sh->last);
-	if (r->indent || n == 0)
-		return put_text(r, s, n);
+	if (indented || n == 0)
+		return cursor_text(r, c, s, n, indented);
 	if (!sh->eol) {
-		r->col += n;
+		c->col += n;
 	} else {
-		if (r->col + sh->head > max || sh->longest > max)
+		if (c->col + sh->head > max || sh->longest > max)
 			return not_lines(r);
-		r->col = sh->tail;
+		c->col = sh->tail;
 	}
-	if (r->col > max)
+	if (c->col > max)
 		return not_lines(r);
-	r->pending = sh->last == '\n';
-	return put(r, s, n);
+	c->pending = sh->last == '\n';
+	return cursor_put(r, c, s, n);
 }
 
 typedef signed char vec16 __attribute__((vector_size(16)));
@@ -439,6 +514,21 @@ static int put_html(struct render *r, const char *s, size_t n)
 		run = i + 1;
 	}
 	return put(r, s + run, n - run);
+}
+
+/* put_html at the cursor: in place when the worst case fits. */
+static inline __attribute__((always_inline)) int
+cursor_put_html(struct render *r, struct cursor *c, const char *s, size_t n)
+{
+	if (n >= 4 && n <= (c->cap - c->len) / 6) {
+		char *end = escape_into(c->base + c->len, s, n);
+		c->len = (size_t)(end - c->base);
+		return 0;
+	}
+	cursor_give(r, c);
+	int rc = put_html(r, s, n);
+	cursor_take(r, c);
+	return rc;
 }
 
 /* ---- data ---- */
@@ -653,26 +743,26 @@ static unsigned value_class_loose(const char *s, size_t n, unsigned char watch, 
 /* Lines: a value, which must hold no line end (a CR or LF would need a
  * look at what is around it) and no NUL, and non-ASCII only when allowed. */
 static inline __attribute__((always_inline)) int
-put_value_lines(struct render *r, const char *s, size_t n, int html, int loose)
+put_value_lines(struct render *r, struct cursor *c, const char *s, size_t n, int html, int loose)
 {
-	size_t start = r->out->len;
+	size_t start = c->len;
 	unsigned char watch = r->lines->watch;
 	unsigned cls = loose ? value_class_loose(s, n, watch, html)
 			     : html ? value_class_html(s, n, watch) : value_class_plain(s, n, watch);
 
 	if (cls & (VALUE_BREAK | r->bail) || (cls & VALUE_HIGH && utf8_check(s, n) != n))
 		return not_lines(r);
-	r->seen |= cls & (VALUE_HIGH | VALUE_WATCH | VALUE_LOOSE);
+	c->seen |= cls & (VALUE_HIGH | VALUE_WATCH | VALUE_LOOSE);
 	if (n && loose)
 		track_space(r, (unsigned char)s[0], (unsigned char)s[n - 1]);
-	if ((html && (cls & VALUE_HTML) ? put_html(r, s, n) : put(r, s, n)) < 0)
+	if ((html && (cls & VALUE_HTML) ? cursor_put_html(r, c, s, n) : cursor_put(r, c, s, n)) < 0)
 		return -1;
-	r->col += r->out->len - start;
-	return r->col > r->max_line ? not_lines(r) : 0;
+	c->col += c->len - start;
+	return c->col > r->max_line ? not_lines(r) : 0;
 }
 
 static inline __attribute__((always_inline)) int
-put_value(struct render *r, const struct tpl_found *f, int raw, enum walk mode)
+put_value(struct render *r, struct cursor *c, const struct tpl_found *f, int raw, enum walk mode)
 {
 	char scratch[TPL_SCRATCH];
 	const char *s;
@@ -694,9 +784,9 @@ put_value(struct render *r, const struct tpl_found *f, int raw, enum walk mode)
 		return 0;
 	}
 	if (mode != WALK_TEXT)
-		return put_value_lines(r, s, n, !raw && r->esc == TPL_ESCAPE_HTML,
+		return put_value_lines(r, c, s, n, !raw && r->esc == TPL_ESCAPE_HTML,
 				       mode == WALK_LINES_LOOSE);
-	return raw || r->esc == TPL_ESCAPE_NONE ? put(r, s, n) : put_html(r, s, n);
+	return raw || r->esc == TPL_ESCAPE_NONE ? cursor_put(r, c, s, n) : cursor_put_html(r, c, s, n);
 }
 
 /* ---- ops ---- */
@@ -868,26 +958,41 @@ static int section(struct render *r, uint32_t i, const struct ctx *cx, const str
 	return render_body(r, op, i + 1, op->b, &sub, ov);
 }
 
+/* A variable at the cursor: the indentation owed first, if any. */
 static inline __attribute__((always_inline)) int
-variable(struct render *r, const struct tpl_op *op, const struct ctx *cx, enum walk mode)
+variable(struct render *r, struct cursor *c, const struct tpl_op *op, const struct ctx *cx,
+	 enum walk mode, int indented)
 {
 	struct tpl_found buf;
 	const struct tpl_found *f;
 
-	if (flush_indent(r) < 0)
-		return -1;
+	if (indented) {
+		cursor_give(r, c);
+		int rc = flush_indent(r);
+		cursor_take(r, c);
+		if (rc < 0)
+			return -1;
+	} else {
+		c->pending = 0;   /* what flush_indent does with no indentation */
+	}
 	if ((f = lookup(r, &r->t->names[op->a], cx, &buf)))
-		return put_value(r, f, op->flags & TPL_F_RAW, mode);
+		return put_value(r, c, f, op->flags & TPL_F_RAW, mode);
 	return r->flags & TPL_RENDER_STRICT ? no_value(r, op) : 0;
 }
 
-/* Renders ops [i, end) the way mode says (always r->mode). */
+/* Renders ops [i, end) the way mode says (always r->mode). Text and
+ * variables are written at the walk's cursor; the render is brought up to
+ * date around everything else. The indentation in force does not change
+ * within a walk (what brings one in puts the old one back). */
 static inline __attribute__((always_inline)) int
 walk(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx, const struct ovr *ov,
      enum walk mode)
 {
 	const struct tpl *t = r->t;
+	const int indented = r->indent != NULL;
+	struct cursor c;
 
+	cursor_take(r, &c);
 	while (i < end) {
 		const struct tpl_op *op = &t->ops[i];
 		int rc = 0;
@@ -896,20 +1001,22 @@ walk(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx, const str
 		 * one indirect jump for every op is mispredicted as they alternate */
 		if (op->code == TPL_OP_TEXT) {
 			rc = mode != WALK_TEXT
-				     ? put_text_lines(r, &r->lines->shape[i], mode == WALK_LINES_LOOSE)
-				     : put_text(r, t->pool + op->a, op->b);
+				     ? put_text_lines(r, &c, &r->lines->shape[i], mode == WALK_LINES_LOOSE,
+						      indented)
+				     : cursor_text(r, &c, t->pool + op->a, op->b, indented);
 			i++;
 			if (rc < 0)
 				return -1;
 			continue;
 		}
 		if (op->code == TPL_OP_VAR) {
-			rc = variable(r, op, cx, mode);
+			rc = variable(r, &c, op, cx, mode, indented);
 			i++;
 			if (rc < 0)
 				return -1;
 			continue;
 		}
+		cursor_give(r, &c);
 		switch (op->code) {
 		case TPL_OP_SECTION:
 		case TPL_OP_INVERTED:
@@ -936,7 +1043,9 @@ walk(struct render *r, uint32_t i, uint32_t end, const struct ctx *cx, const str
 		}
 		if (rc < 0)
 			return -1;
+		cursor_take(r, &c);
 	}
+	cursor_give(r, &c);
 	return 0;
 }
 
