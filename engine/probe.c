@@ -3,6 +3,7 @@
  * and the transcript on stderr (--debug). */
 #include "engine/cli.h"
 #include "engine/commands.h"
+#include "engine/outcome_class.h"
 #include "pool/conn.h"
 #include "pool/pool.h"
 #include "pool/relay_url.h"
@@ -40,6 +41,7 @@ struct probe {
 	struct smtp_msg msg;
 	int have_msg;
 	char *body;
+	struct reply_rules *rules;   /* what a refusal means (--bounce-rules) */
 };
 
 static const char probe_usage[] =
@@ -73,6 +75,8 @@ static const char probe_usage[] =
 "                           repeatable, run in order before the message\n"
 "  --timeout SECONDS        the timeout for every reply (default: RFC 5321's)\n"
 "  --debug 1|2              print the transcript on stderr (2: with timestamps)\n"
+"  --bounce-rules FILE      classify refusals with the rules in FILE instead of\n"
+"                           volley's own (ratelimit/bounce_rules.ini)\n"
 "\n"
 "exit status: 0 delivered to every recipient and every command 2xx/3xx; 1 usage;\n"
 "2 connect or greeting failed; 3 TLS failed; 4 AUTH failed or refused;\n"
@@ -91,6 +95,19 @@ static void print_reply_fields(const struct smtp_reply *r)
 			putchar((unsigned char)r->text[i] < 0x20 ? '?' : r->text[i]);
 	}
 	putchar('\n');
+}
+
+/* What a refusal means (ratelimit/reply_class.h): its class, the action
+ * volley takes and whether the message would be retried. */
+static void print_verdict(const struct probe *p, const struct smtp_outcome *o)
+{
+	struct reply_verdict v;
+
+	if (o->status == SMTP_STATUS_OK)
+		return;
+	outcome_classify(p->rules, o, p->url.lmtp, NULL, &v);
+	printf("class=%s action=%s retry=%s ", reply_class_info(v.cls)->name,
+	       reply_action_name(v.action), v.fail ? "no" : "yes");
 }
 
 static void set_exit(struct probe *p, int code)
@@ -117,6 +134,7 @@ static void on_rcpt(void *user, const struct smtp_outcome *o)
 	struct probe *p = user;
 	printf("rcpt=<%s> status=%s phase=%s ", o->msg->rcpts[o->rcpt], smtp_status_name(o->status),
 	       smtp_phase_name(o->phase));
+	print_verdict(p, o);
 	print_reply_fields(o->reply);
 	if (o->status == SMTP_STATUS_OK)
 		return;
@@ -131,8 +149,10 @@ static void on_rcpt(void *user, const struct smtp_outcome *o)
 
 static void on_msg(void *user, const struct smtp_outcome *o)
 {
-	(void)user;
+	const struct probe *p = user;
+
 	printf("message status=%s phase=%s ", smtp_status_name(o->status), smtp_phase_name(o->phase));
+	print_verdict(p, o);
 	print_reply_fields(o->reply);
 	fflush(stdout);
 }
@@ -299,6 +319,7 @@ int volley_probe(int argc, char **argv)
 		{ "cmd", required_argument, 0, 'C' },
 		{ "timeout", required_argument, 0, 'T' },
 		{ "debug", required_argument, 0, 'd' },
+		{ "bounce-rules", required_argument, 0, 'B' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -306,7 +327,7 @@ int volley_probe(int argc, char **argv)
 	if (!p)
 		return EXIT_USAGE;
 	const char *message_file = NULL, *ehlo = NULL, *source = NULL, *user = NULL, *pwfile = NULL;
-	const char *ca = NULL;
+	const char *ca = NULL, *rules_file = NULL;
 	unsigned mechs = 0;
 	int insecure = 0, plaintext = 0, no_pipe = 0, no_chunk = 0;
 	unsigned long long timeout_s = 0;
@@ -361,6 +382,7 @@ int volley_probe(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'B': rules_file = optarg; break;
 		case 'h':
 			fputs(probe_usage, stdout);
 			rc = EXIT_OK;
@@ -381,6 +403,12 @@ int volley_probe(int argc, char **argv)
 	}
 	if (ca && insecure) {
 		fprintf(stderr, "volley probe: --ca and --insecure exclude each other\n");
+		goto out;
+	}
+	p->rules = rules_file ? reply_rules_load(rules_file, err, sizeof err)
+			      : reply_rules_default(err, sizeof err);
+	if (!p->rules) {
+		fprintf(stderr, "volley probe: %s\n", err);
 		goto out;
 	}
 	if (message_file && p->nrcpt == 0) {
@@ -501,6 +529,7 @@ out:
 	loop_free(loop);
 	tls_ctx_free(tls);
 	free(p->body);
+	reply_rules_free(p->rules);
 	for (unsigned i = 0; i < p->nlists; i++)
 		free(p->rcpt_lists[i]);
 	free(p);

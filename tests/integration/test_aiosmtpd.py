@@ -25,9 +25,11 @@ def check_mix(t, p, label):
     t.rcpt(p, 'good1@dest.test', 'ok', code=250)
     t.rcpt(p, 'good2@dest.test', 'ok', code=250)
     t.rcpt(p, 'temp1@dest.test', 'tempfail', code=451, enhanced='4.2.0', phase='rcpt',
-           text_has='Try again later')
+           text_has='Try again later', cls='transient_failure', action='soft', retry='yes')
     t.rcpt(p, 'bad1@dest.test', 'permfail', code=550, enhanced='5.1.1', phase='rcpt',
-           text_has='User unknown')
+           text_has='User unknown', cls='invalid_recipient', action='hard', retry='no')
+    t.check('class' not in p.rcpts.get('good1@dest.test', {}),
+            '%s: no class for a delivered recipient' % label, p)
     t.check(p.message is not None and p.message.get('status') == 'ok'
             and p.message.get('code') == '250', '%s: message accepted (250)' % label, p)
 
@@ -112,6 +114,9 @@ def main(t):
     t.eq(p.rc, 5, 'sender refused: exit status 5', p)
     t.check(p.message is not None and p.message.get('phase') == 'mail'
             and p.message.get('code') == '553', 'sender refused: message phase=mail 553', p)
+    t.check(p.message is not None and p.message.get('class') == 'invalid_sender'
+            and p.message.get('action') == 'block' and p.message.get('retry') == 'no',
+            'sender refused: class invalid_sender, action block, not retried', p)
 
     # Content refused after DATA (554): exit 7.
     msg, _, _ = t.message_file(extra_headers=['X-Test-Reject: yes'])
@@ -119,7 +124,31 @@ def main(t):
     t.eq(p.rc, 7, 'content refused: exit status 7', p)
     t.check(p.message is not None and p.message.get('status') == 'permfail'
             and p.message.get('code') == '554', 'content refused: message permfail 554', p)
+    t.check(p.message is not None and p.message.get('class') == 'message_format'
+            and p.message.get('action') == 'other' and p.message.get('retry') == 'no',
+            'content refused: class message_format, action other, not retried', p)
     t.eq(len(s.messages()), n, 'refusals: no message stored')
+
+    # The user's own bounce rules replace volley's: a rule of theirs decides,
+    # and a rule file with a mistake is refused with its place.
+    rules = os.path.join(t.work, 'rules.ini')
+    with open(rules, 'w') as f:
+        f.write('[house-rule]\nclass = policy_rejection\ntext = user unknown\n'
+                '[later]\nclass = greylisted\ntext = try again\n')
+    msg, _, _ = t.message_file()
+    p = t.probe(s.url(), '--ca', ca, '--from', SENDER, '--to', ','.join(MIX), '--message', msg,
+                '--bounce-rules', rules)
+    t.eq(p.rc, 6, '--bounce-rules: exit status 6', p)
+    t.rcpt(p, 'bad1@dest.test', 'permfail', code=550, cls='policy_rejection', action='block',
+           retry='no')
+    t.rcpt(p, 'temp1@dest.test', 'tempfail', code=451, cls='greylisted', action='soft',
+           retry='yes')
+    with open(rules, 'w') as f:
+        f.write('[house-rule]\nclass = policy_rejection\ncode = 55\n')
+    p = t.probe(s.url(), '--ca', ca, '--from', SENDER, '--to', GOOD[0], '--bounce-rules', rules)
+    t.eq(p.rc, 1, '--bounce-rules with a mistake: exit status 1 (usage)', p)
+    t.check("%s:3: rule [house-rule]: code: not a 4xx or 5xx code: '55'" % rules in p.err,
+            '--bounce-rules with a mistake: the error names the file and line', p)
 
     # A larger message.
     msg, token, body = t.message_file(size=300_000)

@@ -33,9 +33,11 @@ def aio_lmtp(t, label, url_of):
     t.rcpt(p, 'good1@dest.test', 'ok', code=250, phase='body', text_has='good1@dest.test')
     t.rcpt(p, 'good2@dest.test', 'ok', code=250, phase='body', text_has='good2@dest.test')
     t.rcpt(p, 'full1@dest.test', 'tempfail', code=452, enhanced='4.2.2', phase='body',
-           text_has='full1@dest.test')
+           text_has='full1@dest.test', cls='mailbox_full', action='soft', retry='yes')
+    # LMTP's reply after the message is about that recipient alone: it can
+    # suppress it (an SMTP reply after the message could not)
     t.rcpt(p, 'gone1@dest.test', 'permfail', code=550, enhanced='5.2.1', phase='body',
-           text_has='gone1@dest.test')
+           text_has='gone1@dest.test', cls='inactive_mailbox', action='hard', retry='no')
     t.check('> LHLO ' in p.err and '> EHLO' not in p.err and '> HELO' not in p.err,
             '%s: LHLO, never EHLO or HELO' % label, p)
     msgs = s.messages()

@@ -238,8 +238,10 @@ class Test:
     def eq(self, got, want, what, probe=None):
         return self.check(got == want, '%s (want %r, got %r)' % (what, want, got), probe)
 
-    def rcpt(self, p, addr, status, code=None, enhanced=None, phase=None, text_has=None):
-        """Check the outcome volley reported for one recipient."""
+    def rcpt(self, p, addr, status, code=None, enhanced=None, phase=None, text_has=None,
+             cls=None, action=None, retry=None):
+        """Check the outcome volley reported for one recipient (cls, action and
+        retry: what the reply classifier made of a refusal)."""
         r = p.rcpts.get(addr)
         if not self.check(r is not None, 'volley reports recipient %s' % addr, p):
             return
@@ -259,6 +261,9 @@ class Test:
             bad.append('phase %r != %r' % (r.get('phase'), phase))
         if text_has is not None and text_has.lower() not in (r.get('text') or '').lower():
             bad.append('text %r lacks %r' % (r.get('text'), text_has))
+        for key, want in (('class', cls), ('action', action), ('retry', retry)):
+            if want is not None and r.get(key) != want:
+                bad.append('%s %r != %r' % (key, r.get(key), want))
         self.check(not bad, 'recipient %s: %s%s' % (
             addr, status, (' ' + str(code)) if code else ''), p, '; '.join(bad))
 
