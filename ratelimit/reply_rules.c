@@ -255,12 +255,72 @@ static int once(struct parse *p, struct rule *ru, int *seen, const char *key)
 	return 0;
 }
 
-static int set_key(struct parse *p, struct rule *ru, const char *key, const char *value)
+/* Adds one item of a list key to the rule: 0, -1 when it is not one, -2
+ * when the rule has as many as it can hold. */
+typedef int (*add_item_fn)(struct rule *ru, const char *item);
+
+static int add_ec(struct rule *ru, const char *item)
+{
+	if (ru->nec == PATTERNS_MAX)
+		return -2;
+	if (parse_ec(item, &ru->ec[ru->nec]) < 0)
+		return -1;
+	ru->nec++;
+	return 0;
+}
+
+static int add_code(struct rule *ru, const char *item)
+{
+	if (ru->ncode == PATTERNS_MAX)
+		return -2;
+	if (parse_code(item, &ru->code[ru->ncode]) < 0)
+		return -1;
+	ru->ncode++;
+	return 0;
+}
+
+static int add_phase(struct rule *ru, const char *item)
+{
+	for (int i = 0; i < REPLY_PHASE_COUNT; i++) {
+		if (!strcasecmp(item, phase_names[i])) {
+			ru->phases |= 1u << i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* A comma-separated list key, each item added with add; bad and hint make
+ * the error for an item that is not one. Returns 0 or -1. */
+static int read_list(struct parse *p, struct rule *ru, const char *key, const char *value,
+		     add_item_fn add, const char *bad, const char *hint)
 {
 	char item[64];
 	const char *s = value;
-	int rc;
+	int rc, added = 0;
 
+	while ((rc = next_item(&s, item, sizeof item)) > 0) {
+		int why = add(ru, item);
+		if (why == -2) {
+			parse_error(p, 1, "rule [%s]: %s: more than %d", ru->name, key, PATTERNS_MAX);
+			return -1;
+		}
+		if (why < 0) {
+			parse_error(p, 1, "rule [%s]: %s: %s '%s'%s", ru->name, key, bad, item, hint);
+			return -1;
+		}
+		added++;
+	}
+	if (rc < 0 || !added) {
+		parse_error(p, 1, "rule [%s]: %s: %s", ru->name, key,
+			    rc < 0 ? "an item longer than 63 characters" : "empty");
+		return -1;
+	}
+	return 0;
+}
+
+static int set_key(struct parse *p, struct rule *ru, const char *key, const char *value)
+{
 	if (!strcmp(key, "text"))
 		return add_text(p, ru, value);
 	if (!strcmp(key, "class")) {
@@ -281,62 +341,16 @@ static int set_key(struct parse *p, struct rule *ru, const char *key, const char
 		}
 		return 0;
 	}
-	if (!strcmp(key, "enhanced")) {
-		if (once(p, ru, &ru->seen_enhanced, key) < 0)
-			return -1;
-		while ((rc = next_item(&s, item, sizeof item)) > 0) {
-			if (ru->nec == PATTERNS_MAX || parse_ec(item, &ru->ec[ru->nec]) < 0) {
-				parse_error(p, 1, "rule [%s]: enhanced: %s '%s'", ru->name,
-					    ru->nec == PATTERNS_MAX ? "too many codes at" : "not a code:", item);
-				return -1;
-			}
-			ru->nec++;
-		}
-		if (rc < 0 || ru->nec == 0) {
-			parse_error(p, 1, "rule [%s]: enhanced: no code", ru->name);
-			return -1;
-		}
-		return 0;
-	}
-	if (!strcmp(key, "code")) {
-		if (once(p, ru, &ru->seen_code, key) < 0)
-			return -1;
-		while ((rc = next_item(&s, item, sizeof item)) > 0) {
-			if (ru->ncode == PATTERNS_MAX || parse_code(item, &ru->code[ru->ncode]) < 0) {
-				parse_error(p, 1, "rule [%s]: code: %s '%s'", ru->name,
-					    ru->ncode == PATTERNS_MAX ? "too many codes at" : "not a 4xx or 5xx code:",
-					    item);
-				return -1;
-			}
-			ru->ncode++;
-		}
-		if (rc < 0 || ru->ncode == 0) {
-			parse_error(p, 1, "rule [%s]: code: no code", ru->name);
-			return -1;
-		}
-		return 0;
-	}
-	if (!strcmp(key, "phase")) {
-		if (once(p, ru, &ru->seen_phase, key) < 0)
-			return -1;
-		while ((rc = next_item(&s, item, sizeof item)) > 0) {
-			int ph = -1;
-			for (int i = 0; i < REPLY_PHASE_COUNT; i++)
-				if (!strcasecmp(item, phase_names[i]))
-					ph = i;
-			if (ph < 0) {
-				parse_error(p, 1, "rule [%s]: phase: no phase '%s' (connect, ehlo, auth, "
-					    "mail, rcpt, data)", ru->name, item);
-				return -1;
-			}
-			ru->phases |= 1u << ph;
-		}
-		if (rc < 0 || !ru->phases) {
-			parse_error(p, 1, "rule [%s]: phase: no phase", ru->name);
-			return -1;
-		}
-		return 0;
-	}
+	if (!strcmp(key, "enhanced"))
+		return once(p, ru, &ru->seen_enhanced, key) < 0 ? -1
+		       : read_list(p, ru, key, value, add_ec, "not a code:", "");
+	if (!strcmp(key, "code"))
+		return once(p, ru, &ru->seen_code, key) < 0 ? -1
+		       : read_list(p, ru, key, value, add_code, "not a 4xx or 5xx code:", "");
+	if (!strcmp(key, "phase"))
+		return once(p, ru, &ru->seen_phase, key) < 0 ? -1
+		       : read_list(p, ru, key, value, add_phase, "no phase",
+				   " (connect, ehlo, auth, mail, rcpt, data)");
 	if (!strcmp(key, "permanent")) {
 		if (once(p, ru, &ru->seen_permanent, key) < 0)
 			return -1;

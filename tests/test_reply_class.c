@@ -233,30 +233,26 @@ static void test_order(void)
 		return;
 	}
 	T_EQ_INT(reply_rules_count(r), 7);
-	f = facts("550 5.7.1 spam", DATA, "acme");
-	reply_classify(r, &f, &v);
-	T_EQ_STR(v.rule, "mine");
-	f = facts("550 5.7.1 spam", DATA, "other");
-	reply_classify(r, &f, &v);
-	T_EQ_STR(v.rule, "by-text");
-	f = facts("550 5.7.1 no", DATA, NULL);
-	reply_classify(r, &f, &v);
-	T_EQ_STR(v.rule, "by-ec");
-	f = facts("550 5.1.1 no", DATA, NULL);
-	reply_classify(r, &f, &v);
-	T_EQ_STR(v.rule, "by-code");
-	f = facts("551 no", MAIL, NULL);
-	reply_classify(r, &f, &v);
-	T_EQ_STR(v.rule, "by-code");
-	f = facts("551 no", RCPT, NULL);
-	reply_classify(r, &f, &v);
-	T_EQ_STR(v.rule, "by-code");   /* by-code comes first in the same tier */
-	f = facts("451 4.1.2 x", RCPT, NULL);
-	reply_classify(r, &f, &v);
-	T_EQ_STR(v.rule, "both");
-	f = facts("451 4.1.3 x", RCPT, NULL);
-	reply_classify(r, &f, &v);
-	T_TRUE(v.rule == NULL);
+	static const struct {
+		const char *reply;
+		enum reply_phase phase;
+		int per_recipient;
+		const char *provider, *rule;
+	} order[] = {
+		{ "550 5.7.1 spam", DATA, "acme", "mine" },
+		{ "550 5.7.1 spam", DATA, "other", "by-text" },
+		{ "550 5.7.1 no", DATA, NULL, "by-ec" },
+		{ "550 5.1.1 no", DATA, NULL, "by-code" },
+		{ "551 no", MAIL, NULL, "by-code" },
+		{ "551 no", RCPT, NULL, "by-code" },   /* by-code comes first in the same tier */
+		{ "451 4.1.2 x", RCPT, NULL, "both" },
+		{ "451 4.1.3 x", RCPT, NULL, "none" },
+	};
+	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+		f = facts(order[i].reply, order[i].phase, order[i].per_recipient, order[i].provider);
+		reply_classify(r, &f, &v);
+		T_EQ_STR(v.rule ? v.rule : "none", order[i].rule);
+	}
 	reply_rules_free(r);
 
 	/* text alternatives, continued lines, ranges, wildcards, "permanent" */
