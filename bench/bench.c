@@ -8,6 +8,7 @@
 #include "engine/cli.h"
 #include "engine/commands.h"
 #include "pool/pool.h"
+#include "ratelimit/limits.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -42,6 +43,7 @@ struct bench_job {
 	unsigned nrcpt;
 	const char *body;
 	size_t body_len;
+	struct limit_entry *limit;   /* --rate: shared by the workers; NULL: none */
 };
 
 /* One worker thread: its own io_uring loop, pool and sessions, a share of
@@ -84,6 +86,8 @@ static const char bench_usage[] =
 "                          share of the sessions (default 1)\n"
 "  --recipients R          recipients per message (default 1)\n"
 "  --per-connection M      close a session after M messages (default: no cap)\n"
+"  --rate R                send at most R messages a second, all threads together\n"
+"                          (a gcra limit with bursts of 2 ms worth; k suffix: 5k)\n"
 "  --hold S                keep the sessions open and idle for S seconds after\n"
 "                          the last message, then report resident memory per\n"
 "                          held session\n"
@@ -217,7 +221,17 @@ static void *bench_worker_run(void *arg)
 		w->free_slots[w->nfree++] = (unsigned)(window - 1 - i);
 	int shut = 0;
 	while (!shut || !pool_idle(pool)) {
+		int wait_ms = job->hold ? 50 : 1000;
 		while (w->submitted < w->messages && w->nfree) {
+			if (job->limit) {   /* --rate: wait for the limiter's next slot */
+				uint64_t wait = limit_take(job->limit, measure_mono_us() * 1000u, 1);
+				if (wait) {
+					uint64_t ms = wait / 1000000u + 1;
+					if (ms < (uint64_t)wait_ms)
+						wait_ms = (int)ms;
+					break;
+				}
+			}
 			/* Taken before the submit: a message the session refuses
 			 * at once is done (and its slot given back) inside it. */
 			struct bench_msg *bm = &w->slots[w->free_slots[--w->nfree]];
@@ -240,7 +254,7 @@ static void *bench_worker_run(void *arg)
 				shut = 1;
 			}
 		}
-		int r = loop_run_once(loop, job->hold ? 50 : 1000);
+		int r = loop_run_once(loop, wait_ms);
 		if (r < 0) {
 			snprintf(w->error, sizeof w->error, "io_uring: %s", strerror(-r));
 			break;
@@ -268,6 +282,7 @@ int volley_bench(int argc, char **argv)
 		{ "recipients", required_argument, 0, 'r' },
 		{ "per-connection", required_argument, 0, 'M' },
 		{ "hold", required_argument, 0, 'H' },
+		{ "rate", required_argument, 0, 'R' },
 		{ "from", required_argument, 0, 'f' },
 		{ "rcpt-domain", required_argument, 0, 'D' },
 		{ "auth-user", required_argument, 0, 'u' },
@@ -281,7 +296,7 @@ int volley_bench(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	unsigned long long v, per_conn = 0, messages = 0, size = 0;
+	unsigned long long v, per_conn = 0, messages = 0, size = 0, rate_limit = 0;
 	unsigned connections = 0, threads = 1, recipients = 1, hold = 0;
 	const char *from = "bench@volley.test", *domain = "dest.test", *user = NULL, *pwfile = NULL, *ca = NULL;
 	int plaintext = 0, insecure = 0, no_pipe = 0, no_chunk = 0, json = 0, rc = 1;
@@ -292,6 +307,7 @@ int volley_bench(int argc, char **argv)
 	char *body = NULL;
 	char **rcpt_names = NULL;
 	struct bench_worker *workers = NULL;
+	struct limits *limits = NULL;
 
 	optind = 1;
 	int c;
@@ -304,11 +320,12 @@ int volley_bench(int argc, char **argv)
 		case 'r':
 		case 'M':
 		case 'H':
+		case 'R':
 			if (cli_parse_count(optarg, &v, c == 's') < 0 || (v == 0 && c != 's')) {
 				fprintf(stderr, "volley bench: --%s %s: not a positive number\n",
 					c == 'n' ? "messages" : c == 's' ? "size" : c == 'c' ? "connections"
 					: c == 'T' ? "threads" : c == 'r' ? "recipients"
-					: c == 'H' ? "hold" : "per-connection", optarg);
+					: c == 'H' ? "hold" : c == 'R' ? "rate" : "per-connection", optarg);
 				return 1;
 			}
 			if (c == 'n') messages = v;
@@ -317,6 +334,7 @@ int volley_bench(int argc, char **argv)
 			else if (c == 'T') threads = v > 256 ? 256 : (unsigned)v;
 			else if (c == 'r') recipients = v > 1000 ? 1000 : (unsigned)v;
 			else if (c == 'H') hold = v > 3600 ? 3600 : (unsigned)v;
+			else if (c == 'R') rate_limit = v > 100000000ULL ? 100000000ULL : v;
 			else per_conn = v;
 			break;
 		case 'f': from = optarg; break;
@@ -393,6 +411,19 @@ int volley_bench(int argc, char **argv)
 	dc->down_after = 3;
 	dc->max_inflight = BENCH_INFLIGHT;
 	job.hold = hold;
+	if (rate_limit) {
+		/* bursts of 2 ms worth: a worker's loop wakes at least every
+		 * millisecond while it waits for the limiter */
+		struct limit_spec spec = { .rate = (double)rate_limit,
+					   .burst = rate_limit / 500 ? (unsigned)(rate_limit / 500) : 1,
+					   .max_conns = connections };
+		limits = limits_new(1, &spec, NULL, 0, err, sizeof err);
+		job.limit = limits ? limits_get(limits, domain, strlen(domain)) : NULL;
+		if (!job.limit) {
+			fprintf(stderr, "volley bench: --rate: %s\n", limits ? "the limiter has no entry" : err);
+			goto out;
+		}
+	}
 	if (hold)   /* idle sessions must outlive the hold */
 		dc->idle_timeout_ms = (hold + 60) * 1000u;
 
@@ -491,6 +522,8 @@ int volley_bench(int argc, char **argv)
 		       total.rcpt_failed, job.body_len, connections, threads,
 		       st->sessions_ready, st->sessions_tls, st->sessions_resumed, st->connect_failures,
 		       secs, rate, mbps, cpu, cpu_per, p50, p90, p99, pmax);
+		if (rate_limit)
+			printf(",\"rate_limit\":%llu", rate_limit);
 		if (hold)
 			printf(",\"held_sessions\":%llu,\"rss_kb_start\":%ld,\"rss_kb_held\":%ld,"
 			       "\"rss_kb_per_held_session\":%.1f", held, rss_start_kb, rss_held_kb,
@@ -502,6 +535,8 @@ int volley_bench(int argc, char **argv)
 		printf("delivered   %llu   deferred %llu   rejected %llu\n", total.delivered,
 		       total.deferred, total.rejected);
 		printf("time        %.3f s   %.1f msgs/s   %.2f MB/s\n", secs, rate, mbps);
+		if (rate_limit)
+			printf("rate limit  %llu msgs/s\n", rate_limit);
 		printf("latency ms  p50 %.3f   p90 %.3f   p99 %.3f   max %.3f\n", p50, p90, p99, pmax);
 		printf("client CPU  %.3f s   %.2f us/msg\n", cpu, cpu_per * 1e6);
 		printf("sessions    %llu ready (%llu over TLS, %llu resumed)   %llu failed to connect\n",
@@ -523,5 +558,6 @@ out:
 			free(rcpt_names[i]);
 	free(rcpt_names);
 	free(workers);
+	limits_free(limits);
 	return rc;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """volley bench against real servers: its JSON report (the fields other tools
 read), every message counted exactly once as delivered, deferred or rejected
-and never retried, worker threads, the per-connection cap, and STARTTLS+AUTH
+and never retried, worker threads, the per-connection cap, the rate limit, and STARTTLS+AUTH
 to a server without PIPELINING that is never pipelined to."""
 
 import os
@@ -53,6 +53,23 @@ def plain(t):
     if res:
         t.eq(res['delivered'], 100, 'per-connection 7: all delivered')
         t.check(res['sessions'] >= 15, 'per-connection 7: %d sessions (>= 15)' % res['sessions'],
+                None, out)
+
+
+def rate_limited(t):
+    # --rate: never faster than the limit, whatever the machine; two threads
+    # share the one limiter. 600 messages at 500/s with bursts of one: the
+    # first goes at once, each other waits its 2 ms, so at least 1.198 s.
+    s = t.start(SmtpSink(t.peerdir('rate'), dump=False))
+    rc, res, out = t.bench(s.url(), '--messages', 600, '--size', '512', '--connections', 4,
+                           '--threads', 2, '--rate', 500)
+    t.check(rc == 0 and res is not None, '--rate 500: exit status 0 with JSON', None, out)
+    if res:
+        t.eq(res['delivered'], 600, '--rate 500: all delivered')
+        t.eq(res.get('rate_limit'), 500, '--rate 500: reported')
+        t.check(res['seconds'] >= 1.198, '--rate 500: 600 messages took %.3f s (>= 1.198 s)'
+                % res['seconds'], None, out)
+        t.check(res['msgs_per_s'] <= 501, '--rate 500: %.1f msgs/s (<= 501)' % res['msgs_per_s'],
                 None, out)
 
 
@@ -114,6 +131,7 @@ def starttls_auth(t):
 
 def main(t):
     plain(t)
+    rate_limited(t)
     faults(t)
     if aio.available()[0]:
         starttls_auth(t)
