@@ -251,6 +251,17 @@ int loop_recv(struct loop *l, struct loop_op *op, int fd, void *buf, size_t len)
 	return 0;
 }
 
+int loop_poll(struct loop *l, struct loop_op *op, int fd, unsigned events)
+{
+	int err = 0;
+	struct io_uring_sqe *sqe = op_sqe(l, op, &err);
+
+	if (!sqe)
+		return err;
+	io_uring_prep_poll_add(sqe, fd, events);
+	return 0;
+}
+
 int loop_send(struct loop *l, struct loop_op *op, int fd, const void *buf, size_t len)
 {
 	int err = 0;

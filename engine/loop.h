@@ -66,6 +66,10 @@ int loop_send(struct loop *l, struct loop_op *op, int fd, const void *buf, size_
 /* msg (and what it points to) must stay valid until the callback. */
 int loop_sendmsg(struct loop *l, struct loop_op *op, int fd, const struct msghdr *msg);
 int loop_accept(struct loop *l, struct loop_op *op, int fd);
+/* Waits until fd is ready for events (POLLIN, POLLOUT); the callback gets
+ * the ready events, or -errno. One shot: start it again for more. For
+ * sockets another library does its I/O on (c-ares, in pool/resolver). */
+int loop_poll(struct loop *l, struct loop_op *op, int fd, unsigned events);
 /* Asks the kernel to cancel op; its callback still runs (with -ECANCELED or
  * its real result). */
 int loop_cancel(struct loop *l, struct loop_op *op);

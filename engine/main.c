@@ -20,6 +20,9 @@ static const char usage[] =
 "  render --template FILE (--vars JSON | --csv FILE --row N)\n"
 "              print the exact message one recipient would be sent: the\n"
 "              template rendered, assembled as MIME and DKIM-signed\n"
+"  mx DOMAIN...\n"
+"              where each domain's mail goes: MX hosts in the order tried,\n"
+"              their addresses, the implicit MX, the null MX\n"
 "  sink        a fast SMTP server for tests and benchmarks: every extension,\n"
 "              STARTTLS, AUTH, counters, Maildir, fault injection (--rules)\n"
 "  help [COMMAND]\n"
@@ -39,6 +42,7 @@ static const struct command commands[] = {
 	{ "dkim-keygen", volley_dkim_keygen },
 	{ "sink", volley_sink },
 	{ "render", volley_render },
+	{ "mx", volley_mx },
 };
 
 int main(int argc, char **argv)

@@ -12,7 +12,7 @@ say() { printf '== %s\n' "$*"; }
 
 # --- 1. packages -------------------------------------------------------------
 PKGS=(meson ninja-build pkg-config gcc liburing-dev libwolfssl-dev libssl-dev libhiredis-dev
-      libcsv-dev libjansson-dev libidn2-dev libinih-dev postfix python3 python3-aiosmtpd python3-dkim openssl
+      libcsv-dev libjansson-dev libidn2-dev libinih-dev libc-ares-dev dnsmasq-base postfix python3 python3-aiosmtpd python3-dkim openssl
       ca-certificates time coreutils swaks libnet-ssleay-perl
       # exim4-daemon-light's own libraries (the package itself is unpacked, not installed)
       libidn12 libgnutls-dane0 libgnutls30 libnsl2 libdb5.3 libpcre2-8-0 libcrypt1 libidn2-0)
