@@ -330,6 +330,8 @@ static void on_poll(struct loop_op *op, int res)
 	struct resolver *r = w->r;
 
 	w->polling = 0;
+	if (res < 0 && res != -ECANCELED)
+		res = POLLERR;   /* c-ares reads the socket, finds the error, ends it */
 	if (res > 0 && r->ares_ok && w->want) {
 		int rfd = res & (POLLIN | POLLERR | POLLHUP) ? w->fd : ARES_SOCKET_BAD;
 		int wfd = res & (POLLOUT | POLLERR | POLLHUP) ? w->fd : ARES_SOCKET_BAD;
