@@ -8,5 +8,6 @@ int volley_dkim_keygen(int argc, char **argv);
 int volley_sink(int argc, char **argv);
 int volley_render(int argc, char **argv);
 int volley_mx(int argc, char **argv);
+int volley_send(int argc, char **argv);
 
 #endif

@@ -20,6 +20,9 @@ static const char usage[] =
 "  render --template FILE (--vars JSON | --csv FILE --row N)\n"
 "              print the exact message one recipient would be sent: the\n"
 "              template rendered, assembled as MIME and DKIM-signed\n"
+"  send --template FILE --csv FILE --relay URL --log FILE\n"
+"              send a CSV batch: one rendered message per row, every outcome\n"
+"              in the delivery log, retries, suppression; resumable\n"
 "  mx DOMAIN...\n"
 "              where each domain's mail goes: MX hosts in the order tried,\n"
 "              their addresses, the implicit MX, the null MX\n"
@@ -42,6 +45,7 @@ static const struct command commands[] = {
 	{ "dkim-keygen", volley_dkim_keygen },
 	{ "sink", volley_sink },
 	{ "render", volley_render },
+	{ "send", volley_send },
 	{ "mx", volley_mx },
 };
 

@@ -1,6 +1,7 @@
 /* volley render: prints the exact message (RFC 5322, CRLF line ends) one
  * recipient would be sent, from a template and that recipient's data (a
  * JSON object, or one row of a CSV file), DKIM-signed when keys are given. */
+#include "engine/campaign_setup.h"
 #include "engine/commands.h"
 #include "engine/csv_row.h"
 #include "templates/dkim.h"
@@ -50,74 +51,6 @@ static const char render_usage[] =
 "\n"
 "exit status: 0 printed; 1 usage; 2 a template, data or key error (on stderr,\n"
 "naming the file, line and column).\n";
-
-/* A CSV row as the data of every template piece: one binding per piece. */
-struct csv_vars {
-	struct tpl_csv_row row;
-	struct tpl_csv_binding *bindings;
-};
-
-static struct tpl_data csv_piece(const void *ud, size_t piece)
-{
-	const struct csv_vars *v = ud;
-	return tpl_csv_data(&v->row, &v->bindings[piece]);
-}
-
-/* The DKIM keys given, grouped into signers: two keys of one domain make one
- * signer with two signatures, keys of two domains two signers. */
-struct dkim_setup {
-	const char *key[DKIM_MAX_KEYS], *domain[DKIM_MAX_KEYS], *selector[DKIM_MAX_KEYS];
-	unsigned nkey, ndomain, nselector;
-	struct dkim_key *keys[DKIM_MAX_KEYS];
-	struct dkim_signer *signers[CAMPAIGN_SIGNERS_MAX];
-	unsigned nsigners;
-};
-
-static int dkim_setup_load(struct dkim_setup *s, char *err, size_t errlen)
-{
-	char why[256];
-
-	for (unsigned i = 0; i < s->nkey; i++) {
-		s->keys[i] = dkim_key_load(s->key[i], why, sizeof why);
-		if (!s->keys[i]) {
-			snprintf(err, errlen, "--dkim-key %s: %s", s->key[i], why);
-			return -1;
-		}
-	}
-	for (unsigned i = 0; i < s->nkey; i++) {
-		struct dkim_signer_opts o = { .domain = s->domain[i], .oversign_from = 1 };
-		o.keys[o.nkeys++] = (struct dkim_signer_key){ s->keys[i], s->selector[i] };
-		if (i + 1 < s->nkey && strcasecmp(s->domain[i], s->domain[i + 1]) == 0) {
-			o.keys[o.nkeys++] = (struct dkim_signer_key){ s->keys[i + 1], s->selector[i + 1] };
-			i++;
-		}
-		s->signers[s->nsigners] = dkim_signer_new(&o, why, sizeof why);
-		if (!s->signers[s->nsigners]) {
-			snprintf(err, errlen, "--dkim-domain %s: %s", o.domain, why);
-			return -1;
-		}
-		s->nsigners++;
-	}
-	return 0;
-}
-
-static void dkim_setup_free(struct dkim_setup *s)
-{
-	for (unsigned i = 0; i < s->nsigners; i++)
-		dkim_signer_free(s->signers[i]);
-	for (unsigned i = 0; i < s->nkey; i++)
-		dkim_key_free(s->keys[i]);
-}
-
-static int add_repeated(const char **list, unsigned *n, const char *v, const char *what)
-{
-	if (*n >= DKIM_MAX_KEYS) {
-		fprintf(stderr, "volley render: %s given more than %d times\n", what, DKIM_MAX_KEYS);
-		return -1;
-	}
-	list[(*n)++] = v;
-	return 0;
-}
 
 static int write_all(const char *p, size_t n)
 {
@@ -190,37 +123,29 @@ static int render_json(struct campaign_template *t, const char *vars, int64_t no
 static int render_csv(struct campaign_template *t, const char *path, unsigned long row, int64_t now)
 {
 	struct csv_pick *pick = calloc(1, sizeof *pick);
-	size_t npieces = campaign_template_pieces(t);
-	struct csv_vars v = { .bindings = calloc(npieces ? npieces : 1, sizeof *v.bindings) };
+	struct campaign_csv cc = { 0 };
 	char err[512];
 	int rc = RENDER_FAILED;
 
-	if (!pick || !v.bindings) {
+	if (!pick) {
 		fprintf(stderr, "volley render: out of memory\n");
-		goto done;
+		return RENDER_FAILED;
 	}
 	if (csv_pick_row(path, row, pick, err, sizeof err) != 0) {
 		fprintf(stderr, "volley render: %s\n", err);
 		goto done;
 	}
-	for (size_t i = 0; i < npieces; i++) {
-		if (tpl_csv_bind(&v.bindings[i], campaign_template_program(t, i),
-				 (const char *const *)pick->header.text, pick->header.len,
-				 pick->header.n) != 0) {
-			fprintf(stderr, "volley render: out of memory\n");
-			goto done;
-		}
+	if (campaign_csv_bind(&cc, t, (const char *const *)pick->header.text, pick->header.len,
+			      pick->header.n) != 0) {
+		fprintf(stderr, "volley render: out of memory\n");
+		goto done;
 	}
-	v.row = (struct tpl_csv_row){ (const char *const *)pick->row.text, pick->row.len, pick->row.n };
-	struct campaign_data d = { csv_piece, &v };
+	struct campaign_data d = campaign_csv_data(&cc, (const char *const *)pick->row.text,
+						   pick->row.len, pick->row.n);
 	rc = render_print(t, &d, now);
 done:
-	if (v.bindings)
-		for (size_t i = 0; i < npieces; i++)
-			tpl_csv_binding_free(&v.bindings[i]);
-	free(v.bindings);
-	if (pick)
-		csv_pick_free(pick);
+	campaign_csv_free(&cc);
+	csv_pick_free(pick);
 	free(pick);
 	return rc;
 }
@@ -273,15 +198,10 @@ int volley_render(int argc, char **argv)
 		}
 		case O_STRICT: co.strict = 1; break;
 		case O_KEY:
-			if (add_repeated(ds.key, &ds.nkey, optarg, "--dkim-key"))
-				return RENDER_USAGE;
-			break;
 		case O_DOMAIN:
-			if (add_repeated(ds.domain, &ds.ndomain, optarg, "--dkim-domain"))
-				return RENDER_USAGE;
-			break;
 		case O_SELECTOR:
-			if (add_repeated(ds.selector, &ds.nselector, optarg, "--dkim-selector"))
+			if (dkim_setup_add(&ds, c == O_KEY ? DKIM_SETUP_KEY : c == O_DOMAIN
+					   ? DKIM_SETUP_DOMAIN : DKIM_SETUP_SELECTOR, optarg, "render"))
 				return RENDER_USAGE;
 			break;
 		case O_UNSUB_URL: co.unsubscribe_url = optarg; break;
@@ -325,12 +245,10 @@ int volley_render(int argc, char **argv)
 	char err[CAMPAIGN_ERR_MAX];
 	int rc = RENDER_FAILED;
 	struct campaign_template *t = NULL;
-	if (dkim_setup_load(&ds, err, sizeof err) != 0) {
+	if (dkim_setup_load(&ds, &co, err, sizeof err) != 0) {
 		fprintf(stderr, "volley render: %s\n", err);
 		goto done;
 	}
-	for (unsigned i = 0; i < ds.nsigners; i++)
-		co.signers[co.nsigners++] = ds.signers[i];
 	t = campaign_template_load(template, &co, err, sizeof err);
 	if (!t) {
 		fprintf(stderr, "volley render: %s\n", err);
