@@ -4,7 +4,11 @@
 # (aiosmtpd with STARTTLS and AUTH; Postfix's smtp-sink), then
 #   1. volley probe: STARTTLS, AUTH PLAIN, a raw command, one message to four
 #      recipients of which the server refuses two (one 4xx, one 5xx);
-#   2. volley bench: 20,000 1 KB messages over 20 pipelined sessions.
+#   2. volley send: a CSV batch (templates/examples/welcome.tmpl with its
+#      recipients.csv, plus rows aiosmtpd refuses) through aiosmtpd with
+#      STARTTLS and AUTH, every outcome in the delivery log; then 20,000
+#      generated rows of the same template through smtp-sink;
+#   3. volley bench: 20,000 1 KB messages over 20 pipelined sessions.
 # Every server it starts is stopped by its PID when it ends.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -41,6 +45,34 @@ echo "== volley probe against aiosmtpd (STARTTLS, AUTH PLAIN) on 127.0.0.1:$AIO_
     --cmd NOOP --debug 1
 echo "(exit status $?: 6 means some recipients were not delivered, as the server's rules say)"
 echo "== messages aiosmtpd stored: $(ls "$work/aio/messages" | wc -l)"
+
+echo "== volley send: a CSV batch through aiosmtpd (STARTTLS, AUTH PLAIN)"
+{ cat templates/examples/recipients.csv
+  printf 'Tim Porary,temp-reader@dest.test,basic\nBad Reader,bad-reader@dest.test,pro\n'
+  printf 'No Address,,pro\n'
+} > "$work/batch.csv"
+"$VOLLEY" send --template templates/examples/welcome.tmpl --csv "$work/batch.csv" \
+    --relay "smtp+starttls://127.0.0.1:$AIO_PORT" --ca tests/data/ca.pem \
+    --auth-user alice@volley.test --auth-password-file "$work/password" \
+    --log "$work/batch.log" --suppress "$work/suppressed.txt" \
+    --retry-delay 0.5 --max-attempts 2
+echo "(exit status $?: 3 means every row is final and some were not delivered)"
+echo "== the delivery log ($work/batch.log), outcome by row:"
+$PY -c 'import json,sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if "row" in e:
+        print("row %(row)s attempt %(attempt)s %(outcome)s" % e, e.get("rcpt", "-"), e.get("code", ""),
+              e.get("enhanced", ""), e.get("class", ""), (e.get("text") or "")[:60])' "$work/batch.log"
+echo "== suppressed since: $(cat "$work/suppressed.txt" 2>/dev/null)"
+
+echo "== volley send: 20,000 generated rows through smtp-sink on 127.0.0.1:$SINK_PORT"
+$PY -c 'import sys
+print("name,email,plan")
+for i in range(1, 20001):
+    print("Reader %d,reader%d@dest.test,%s" % (i, i, "pro" if i % 3 else ""))' > "$work/many.csv"
+"$VOLLEY" send --template templates/examples/welcome.tmpl --csv "$work/many.csv" \
+    --relay "smtp://127.0.0.1:$SINK_PORT" --connections 8 --log "$work/many.log" || exit 1
 
 echo "== volley bench against smtp-sink on 127.0.0.1:$SINK_PORT"
 "$VOLLEY" bench "smtp://127.0.0.1:$SINK_PORT" --messages 20000 --size 1k --connections 20

@@ -30,6 +30,7 @@ struct reader {
 	size_t pos, len;          /* unread bytes are buf[pos..len) */
 	off_t buf_off;            /* the file offset of buf[0] */
 	int eof;
+	int skip_line;            /* after a bad piece without its LF: drop up to the LF */
 	unsigned long line;       /* the line buf[pos] is on */
 	/* the record being read */
 	char *arena;              /* its fields, each NUL-terminated */
@@ -95,6 +96,7 @@ static int reader_init(struct reader *r, int fd)
 {
 	memset(r, 0, sizeof *r);
 	r->fd = fd;
+	r->parser_ok = 0;
 	r->buf = malloc(READ_CHUNK);
 	r->line = 1;
 	if (!r->buf || parser_start(r) != 0)
@@ -213,6 +215,23 @@ enum piece_result { PIECE_MORE, PIECE_RECORD, PIECE_BAD, PIECE_END, PIECE_IO };
 static enum piece_result read_record(struct reader *r, const char *path, char *err, size_t errlen)
 {
 	for (;;) {
+		while (r->skip_line) {   /* the rest of a bad line longer than the buffer */
+			const char *nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+			if (nl) {
+				r->pos = (size_t)(nl - r->buf) + 1;
+				r->line++;
+				r->skip_line = 0;
+				record_reset(r, r->buf_off + (off_t)r->pos, r->line);
+				break;
+			}
+			r->pos = r->len;
+			if (r->eof)
+				return PIECE_END;
+			if (refill(r) != 0) {
+				snprintf(err, errlen, "%s: %s", path, strerror(errno));
+				return PIECE_IO;
+			}
+		}
 		if (r->pos == r->len || !memchr(r->buf + r->pos, '\n', r->len - r->pos)) {
 			if (!r->eof && refill(r) != 0) {
 				snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -240,6 +259,7 @@ static enum piece_result read_record(struct reader *r, const char *path, char *e
 			/* go on after this line, with a parser afresh */
 			r->pos += n;
 			r->line += nl != NULL;
+			r->skip_line = nl == NULL;
 			if (parser_start(r) != 0) {
 				snprintf(err, errlen, "%s: out of memory", path);
 				return PIECE_IO;
@@ -308,7 +328,17 @@ struct csv_source *csv_source_open(const char *path, char *err, size_t errlen)
 		free(s);
 		return NULL;
 	}
+	s->seq.fd = fd;
+	s->side.fd = fd2;   /* closed by csv_source_close from here on */
 	if (reader_init(&s->seq, fd) != 0 || reader_init(&s->side, fd2) != 0) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	/* a UTF-8 byte order mark (spreadsheets write one) is not the
+	 * first column's name */
+	unsigned char bom[3];
+	if (pread(fd, bom, 3, 0) == 3 && bom[0] == 0xef && bom[1] == 0xbb && bom[2] == 0xbf &&
+	    reader_seek(&s->seq, 3, 1) != 0) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}

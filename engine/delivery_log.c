@@ -41,6 +41,19 @@ struct delivery_log {
 	char *line;   /* LOG_LINE_MAX */
 };
 
+/* A file whose last byte is not LF gets one. Returns 0 or -1 (errno). */
+static int end_last_line(int fd)
+{
+	char last;
+	off_t end = lseek(fd, 0, SEEK_END);
+
+	if (end <= 0)
+		return end < 0 ? -1 : 0;
+	if (pread(fd, &last, 1, end - 1) != 1)
+		return -1;
+	return last == '\n' || write(fd, "\n", 1) == 1 ? 0 : -1;
+}
+
 struct delivery_log *delivery_log_open(const char *path, char *err, size_t errlen)
 {
 	struct delivery_log *l = calloc(1, sizeof *l);
@@ -50,9 +63,11 @@ struct delivery_log *delivery_log_open(const char *path, char *err, size_t errle
 		free(l);
 		return NULL;
 	}
-	l->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (l->fd < 0) {
+	l->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (l->fd < 0 || end_last_line(l->fd) != 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (l->fd >= 0)
+			close(l->fd);
 		free(l->line);
 		free(l);
 		return NULL;
@@ -155,6 +170,7 @@ int delivery_log_write(struct delivery_log *l, const struct delivery_event *e)
 		return -1;
 	json_object_set_new_nocheck(o, "row", json_integer((json_int_t)e->row));
 	json_object_set_new_nocheck(o, "line", json_integer((json_int_t)e->line));
+	json_object_set_new_nocheck(o, "offset", json_integer((json_int_t)e->offset));
 	set_text(o, "rcpt", e->rcpt);
 	json_object_set_new_nocheck(o, "attempt", json_integer(e->attempt));
 	json_object_set_new_nocheck(o, "outcome", json_string(delivery_outcome_name(e->outcome)));
@@ -243,6 +259,8 @@ int delivery_log_replay(const char *path, const char *csv,
 		}
 		struct delivery_seen s = {
 			.row = (unsigned long)json_integer_value(row),
+			.offset = json_is_integer(json_object_get(o, "offset"))
+				  ? (int64_t)json_integer_value(json_object_get(o, "offset")) : -1,
 			.attempt = (unsigned)json_integer_value(json_object_get(o, "attempt")),
 			.outcome = (enum delivery_outcome)oc,
 			.time_ms = parse_time(json_string_value(json_object_get(o, "time"))),

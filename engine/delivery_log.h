@@ -7,7 +7,7 @@
  * A send writes a "start" line first (the CSV and template it reads), then
  * one line per recipient attempt:
  *
- *   {"row":12,"line":13,"rcpt":"a@b.test","attempt":1,"outcome":"deferred",
+ *   {"row":12,"line":13,"offset":517,"rcpt":"a@b.test","attempt":1,"outcome":"deferred",
  *    "code":451,"enhanced":"4.3.0","text":"...","phase":"rcpt",
  *    "class":"transient_failure","action":"soft","rule":"...",
  *    "relay":"smtp://127.0.0.1:2525","tls":"TLSv1.3","latency_ms":12.5,
@@ -48,6 +48,7 @@ static inline int delivery_outcome_final(enum delivery_outcome o)
  * out); numbers below zero are left out. */
 struct delivery_event {
 	unsigned long row, line;
+	int64_t offset;                 /* the byte the row starts at in the CSV */
 	const char *rcpt;
 	unsigned attempt;               /* 0: no attempt (suppressed, invalid) */
 	enum delivery_outcome outcome;
@@ -67,7 +68,9 @@ struct delivery_event {
 
 struct delivery_log;
 
-/* Opens (creating) path for appending. Returns NULL with the reason in err. */
+/* Opens (creating) path for appending; a last line left without its LF
+ * (a crash in the middle of a write) is ended first, so the next line
+ * stands alone. Returns NULL with the reason in err. */
 struct delivery_log *delivery_log_open(const char *path, char *err, size_t errlen);
 /* Writes the "start" line: the files a send reads. */
 int delivery_log_start(struct delivery_log *l, const char *csv, const char *template_path,
@@ -81,6 +84,7 @@ void delivery_log_close(struct delivery_log *l);
 /* What a log says of one attempt, for a send that starts again. */
 struct delivery_seen {
 	unsigned long row;
+	int64_t offset;                 /* -1: not in the line */
 	unsigned attempt;
 	enum delivery_outcome outcome;
 	int64_t time_ms;

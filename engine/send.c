@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 enum send_exit {
@@ -49,6 +50,7 @@ enum send_exit {
 #define SEND_DEFAULT_CONNS 4
 #define SEND_DEFAULT_INFLIGHT 32
 #define SEND_SYNC_MS 1000        /* the log reaches the disk at least this often */
+#define SEND_ROWS_MAX (1ul << 32) /* rows a send can resume */
 
 /* One message in flight. The pool hands back &m, so it comes first. */
 struct send_job {
@@ -78,6 +80,7 @@ struct retry_item {
 
 /* What an earlier run's log says of a row. */
 struct row_state {
+	int64_t offset;              /* where the row started when it was logged */
 	unsigned attempts;
 	uint8_t final;
 	uint8_t outcome;             /* enum delivery_outcome, the last one */
@@ -114,6 +117,10 @@ struct send {
 	size_t nseen;
 	/* progress */
 	int csv_done, stopping, log_failed;
+	int unfinished;              /* a row was left neither final nor queued: exit 4 */
+	int caps_changed;            /* the backoff moved the caps: give them to the pool */
+	uint64_t rate_wait_ns;       /* --rate: nothing goes before this (monotonic) */
+	uint64_t session_note_ms;    /* the last relay failure printed (loop clock) */
 	uint64_t last_sync_ms;
 	unsigned long rows, skipped, attempts, log_skipped;
 	unsigned long skipped_undelivered;   /* of the skipped: not delivered nor suppressed */
@@ -205,11 +212,12 @@ static void log_event(struct send *s, struct delivery_event *e)
 }
 
 /* A row that gets no attempt: suppressed, or invalid (why says it). */
-static void log_unsent(struct send *s, unsigned long row, unsigned long line, const char *rcpt,
+static void log_unsent(struct send *s, const struct csv_record *rec, const char *rcpt,
 		       unsigned attempts, enum delivery_outcome oc, const char *why)
 {
 	struct delivery_event e = {
-		.row = row, .line = line, .rcpt = rcpt, .attempt = attempts, .outcome = oc,
+		.row = rec->row, .line = rec->line, .offset = rec->offset, .rcpt = rcpt,
+		.attempt = attempts, .outcome = oc,
 		.text = why, .text_len = why ? strlen(why) : 0, .latency_ms = -1,
 	};
 	log_event(s, &e);
@@ -217,14 +225,70 @@ static void log_unsent(struct send *s, unsigned long row, unsigned long line, co
 
 /* ---- the rate limit and its backoff ---- */
 
+/* Applied from the main loop, not from inside the pool's callbacks (a
+ * new cap makes the pool dispatch). */
 static void apply_limits(struct send *s)
 {
 	struct backoff_limits bl;
+	s->caps_changed = 0;
 	limit_caps(s->limit, &bl);
 	pool_dest_set_caps(s->dest, bl.conns, bl.msgs_per_conn);
 }
 
 /* ---- outcomes ---- */
+
+/* The phases of a session before any transaction: a failure there is the
+ * relay's (or our setup's), never the message's. */
+static int session_phase(enum smtp_phase p)
+{
+	return p == SMTP_PHASE_CONNECT || p == SMTP_PHASE_GREETING || p == SMTP_PHASE_EHLO ||
+	       p == SMTP_PHASE_STARTTLS || p == SMTP_PHASE_AUTH || p == SMTP_PHASE_TLS;
+}
+
+/* A message that never reached a transaction: the connection, the
+ * greeting, EHLO, TLS or AUTH failed, or the relay is marked down. It is
+ * no attempt of the row's: it waits and goes again, with no log line (the
+ * relay's trouble is printed, at most every few seconds). A 5xx there (a
+ * refused AUTH, a 554 greeting) will not mend by waiting: the send stops,
+ * resumable once the setup is fixed. */
+static void relay_failed(struct send *s, struct send_job *j, const struct smtp_outcome *o)
+{
+	const struct smtp_reply *r = o->reply;
+	uint64_t now_ms = loop_now_ms(s->loop);
+	/* a certificate that does not verify is our setup's too (--ca) */
+	int fatal = r && (r->code >= 500 || ((o->phase == SMTP_PHASE_STARTTLS || o->phase == SMTP_PHASE_TLS) &&
+					     strstr(r->text, "certificate verify failed")));
+
+	if (fatal || !s->session_note_ms || now_ms - s->session_note_ms >= 5000) {
+		fprintf(stderr, "volley send: %s: %s: %d %s%s%.*s%s\n", s->relay_text,
+			smtp_phase_name(o->phase), r ? r->code : 0, r && r->enhanced[0] ? r->enhanced : "",
+			r && r->enhanced[0] ? " " : "", r ? (int)r->text_len : 0, r ? r->text : "",
+			fatal ? " (the send stops)" : " (rows wait and go again)");
+		s->session_note_ms = now_ms ? now_ms : 1;
+	}
+	if (fatal)
+		s->stopping = 1;
+	s->attempts--;   /* it never was one */
+	int64_t now = wall_ms(), at = now;
+	/* not counted: the schedule of the attempts made so far */
+	if (!retry_next(&s->policy, j->attempt - 1, j->first_ms, now, &at)) {
+		struct delivery_event e = {
+			.row = j->row, .line = j->line, .offset = j->offset, .rcpt = j->rcpt,
+			.attempt = j->attempt - 1, .outcome = OUTCOME_EXPIRED,
+			.code = r ? r->code : 0, .enhanced = r ? r->enhanced : NULL,
+			.text = r ? r->text : NULL, .text_len = r ? r->text_len : 0,
+			.phase = smtp_phase_name(o->phase), .relay = s->relay_text, .latency_ms = -1,
+			.message_id = j->message_id,
+		};
+		log_event(s, &e);
+		return;
+	}
+	struct retry_item it = { at, j->first_ms, j->row, j->line, j->offset, j->attempt - 1 };
+	if (heap_push(s, &it) != 0) {
+		s->stopping = 1;
+		s->unfinished = 1;
+	}
+}
 
 static void on_rcpt_done(void *user, const struct pool_outcome *po)
 {
@@ -243,10 +307,15 @@ static void on_rcpt_done(void *user, const struct pool_outcome *po)
 	};
 
 	j->reported = 1;
+	e.offset = j->offset;
+	if (o->status != SMTP_STATUS_OK && session_phase(o->phase)) {
+		relay_failed(s, j, o);
+		return;
+	}
 	if (o->status == SMTP_STATUS_OK) {
 		e.outcome = OUTCOME_DELIVERED;
 		if (s->limit && limit_feedback(s->limit, NULL, mono_ns()))
-			apply_limits(s);
+			s->caps_changed = 1;
 		log_event(s, &e);
 		return;
 	}
@@ -263,7 +332,7 @@ static void on_rcpt_done(void *user, const struct pool_outcome *po)
 	e.action = reply_action_name(v.action);
 	e.rule = v.rule;
 	if (s->limit && limit_feedback(s->limit, &v, mono_ns()))
-		apply_limits(s);
+		s->caps_changed = 1;
 	if (v.fail) {
 		e.outcome = v.suppress ? OUTCOME_BOUNCED : OUTCOME_FAILED;
 		if (v.suppress && suppress_add(s->suppress, j->rcpt, strlen(j->rcpt)) < 0)
@@ -273,7 +342,9 @@ static void on_rcpt_done(void *user, const struct pool_outcome *po)
 		return;
 	}
 	int64_t now = wall_ms(), at = now;
-	if (v.retry_now || retry_next(&s->policy, j->attempt, j->first_ms, now, &at)) {
+	if (retry_next(&s->policy, j->attempt, j->first_ms, now, &at)) {
+		if (v.retry_now)   /* too many recipients: this one alone, now */
+			at = now;
 		struct retry_item it = { at, j->first_ms, j->row, j->line, j->offset, j->attempt };
 		if (heap_push(s, &it) == 0) {
 			e.outcome = OUTCOME_DEFERRED;
@@ -287,6 +358,7 @@ static void on_rcpt_done(void *user, const struct pool_outcome *po)
 		e.outcome = OUTCOME_DEFERRED;
 		log_event(s, &e);
 		s->stopping = 1;
+		s->unfinished = 1;
 		return;
 	}
 	e.outcome = OUTCOME_EXPIRED;
@@ -322,6 +394,10 @@ static void on_seen(void *ud, const struct delivery_seen *d)
 {
 	struct send *s = ud;
 
+	if (d->row > SEND_ROWS_MAX) {
+		s->log_skipped++;
+		return;
+	}
 	if (d->row >= s->nseen) {
 		size_t n = s->nseen ? s->nseen : 1024;
 		while (n <= d->row)
@@ -334,6 +410,7 @@ static void on_seen(void *ud, const struct delivery_seen *d)
 		s->nseen = n;
 	}
 	struct row_state *st = &s->seen[d->row];
+	st->offset = d->offset;
 	if (d->attempt > st->attempts)
 		st->attempts = d->attempt;
 	if (delivery_outcome_final(d->outcome))
@@ -353,22 +430,36 @@ static void send_row(struct send *s, const struct csv_record *rec, unsigned atte
 	size_t rlen = rec->lens[s->to_col];
 	char why[CAMPAIGN_ERR_MAX + 64];
 
-	if (rlen == 0 || rlen > SUPPRESS_ADDR_MAX) {
+	if (rlen == 0 || rlen > SUPPRESS_ADDR_MAX || memchr(rcpt, '\0', rlen)) {
 		snprintf(why, sizeof why, "%s:%lu: row %lu: the address column is %s", s->csv_path,
-			 rec->line, rec->row, rlen ? "too long" : "empty");
-		log_unsent(s, rec->row, rec->line, NULL, attempt - 1, OUTCOME_INVALID, why);
+			 rec->line, rec->row, rlen == 0 ? "empty" : rlen > SUPPRESS_ADDR_MAX ? "too long"
+			 : "holding a NUL byte");
+		log_unsent(s, rec, NULL, attempt - 1, OUTCOME_INVALID, why);
 		return;
 	}
 	if (suppress_has(s->suppress, rcpt, rlen)) {
-		log_unsent(s, rec->row, rec->line, rcpt, attempt - 1, OUTCOME_SUPPRESSED, NULL);
+		log_unsent(s, rec, rcpt, attempt - 1, OUTCOME_SUPPRESSED, NULL);
 		return;
+	}
+	if (s->limit) {   /* --rate: a row that must wait goes back as due then */
+		uint64_t now = mono_ns(), ns = limit_take(s->limit, now, 1);
+		if (ns) {
+			struct retry_item it = { wall_ms() + (int64_t)(ns / 1000000u), first_ms, rec->row,
+						 rec->line, rec->offset, attempt - 1 };
+			s->rate_wait_ns = now + ns;
+			if (heap_push(s, &it) != 0) {
+				s->stopping = 1;
+				s->unfinished = 1;
+			}
+			return;
+		}
 	}
 	struct campaign_data d = campaign_csv_data(&s->cc, rec->fields, rec->lens, rec->n);
 	struct campaign_message msg;
 	if (campaign_render(s->renderer, &d, wall_ms() / 1000, &msg) != 0) {
 		snprintf(why, sizeof why, "%s:%lu: row %lu: %s", s->csv_path, rec->line, rec->row,
 			 campaign_renderer_errstr(s->renderer));
-		log_unsent(s, rec->row, rec->line, rcpt, attempt - 1, OUTCOME_INVALID, why);
+		log_unsent(s, rec, rcpt, attempt - 1, OUTCOME_INVALID, why);
 		return;
 	}
 	struct send_job *j = &s->jobs[s->free_slots[s->nfree - 1]];
@@ -379,6 +470,7 @@ static void send_row(struct send *s, const struct csv_record *rec, unsigned atte
 			/* not the row's fault: it stays deferred for the next run */
 			fprintf(stderr, "volley send: row %lu: out of memory\n", rec->row);
 			s->stopping = 1;
+			s->unfinished = 1;
 			return;
 		}
 		j->body = b;
@@ -408,9 +500,10 @@ static void send_row(struct send *s, const struct csv_record *rec, unsigned atte
 	if (pool_submit(s->dest, &j->m) != 0) {
 		/* the queue is never fuller than the window: not expected */
 		s->free_slots[s->nfree++] = (unsigned)(j - s->jobs);
-		log_unsent(s, rec->row, rec->line, j->rcpt, attempt, OUTCOME_DEFERRED,
+		log_unsent(s, rec, j->rcpt, attempt, OUTCOME_DEFERRED,
 			   "the relay's queue is full");
 		s->stopping = 1;
+		s->unfinished = 1;
 	}
 }
 
@@ -421,6 +514,14 @@ static void take_row(struct send *s, const struct csv_record *rec)
 	const struct row_state *st = row_seen(s, rec->row);
 
 	s->rows++;
+	if (st && st->offset >= 0 && st->offset != (int64_t)rec->offset) {
+		fprintf(stderr, "volley send: %s:%lu: row %lu starts at byte %lld, but the log has it "
+			"at %lld: the file changed since the log was written\n", s->csv_path, rec->line,
+			rec->row, (long long)rec->offset, (long long)st->offset);
+		s->stopping = 1;
+		s->unfinished = 1;
+		return;
+	}
 	if (st && st->final) {
 		s->skipped++;
 		s->skipped_undelivered += st->outcome != OUTCOME_DELIVERED &&
@@ -442,17 +543,19 @@ static void take_row(struct send *s, const struct csv_record *rec)
 static int fill(struct send *s)
 {
 	char err[768];
-	int wait_ms = 1000;
+	int wait_ms = 1000, down = 0;
 
 	while (s->nfree && !s->stopping && !signals_seen) {
-		if (s->limit) {
-			uint64_t ns = limit_take(s->limit, mono_ns(), 1);
-			if (ns) {
-				uint64_t ms = ns / 1000000u + 1;
-				if (ms < (uint64_t)wait_ms)
-					wait_ms = (int)ms;
-				break;
-			}
+		uint64_t now_ns = mono_ns();
+		if (s->rate_wait_ns > now_ns) {   /* --rate */
+			uint64_t ms = (s->rate_wait_ns - now_ns) / 1000000u + 1;
+			if (ms < (uint64_t)wait_ms)
+				wait_ms = (int)ms;
+			break;
+		}
+		if (pool_dest_is_down(s->dest)) {   /* what goes now would fail at once */
+			down = 1;
+			break;
 		}
 		struct csv_record rec;
 		enum csv_next got;
@@ -463,6 +566,12 @@ static int fill(struct send *s)
 			if (got == CSV_ROW) {
 				send_row(s, &rec, it.attempts + 1, it.first_ms);
 				continue;
+			}
+			if (got == CSV_FAILED) {   /* the row stays deferred in the log */
+				fprintf(stderr, "volley send: %s: stopping\n", err);
+				s->stopping = 1;
+				s->unfinished = 1;
+				break;
 			}
 		} else if (!s->csv_done) {
 			got = csv_source_next(s->src, &rec, err, sizeof err);
@@ -484,14 +593,17 @@ static int fill(struct send *s)
 			break;
 		}
 		if (got == CSV_BAD_ROW) {
-			log_unsent(s, rec.row, rec.line, NULL, 0, OUTCOME_INVALID, err);
+			log_unsent(s, &rec, NULL, 0, OUTCOME_INVALID, err);
 			continue;
 		}
 		fprintf(stderr, "volley send: %s: stopping\n", err);   /* CSV_FAILED */
 		s->stopping = 1;
-		s->csv_done = 1;
+		s->unfinished = 1;
 	}
-	if (s->nheap) {
+	if (down) {
+		wait_ms = 100;   /* the pool says when it is up again only by trying */
+	} else if (s->nheap && s->nfree && !s->stopping && s->rate_wait_ns <= mono_ns()) {
+		/* a retry's time (with no free slot, a completion wakes the loop) */
 		int64_t due = s->heap[0].due_ms - wall_ms();
 		if (due < wait_ms)
 			wait_ms = due > 0 ? (int)due : 0;
@@ -588,6 +700,10 @@ static void print_summary(const struct send *s, double elapsed_s)
 	printf("still_deferred %zu\n", s->nheap);
 	printf("attempts %lu\n", s->attempts);
 	printf("elapsed_s %.3f\n", elapsed_s);
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		printf("cpu_s %.3f\n", (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	if (elapsed_s > 0)
 		printf("attempts_per_s %.0f\n", (double)s->attempts / elapsed_s);
 	if (s->log_skipped)
@@ -708,7 +824,7 @@ int volley_send(int argc, char **argv)
 			if (c == O_RETRY) s.policy.base_ms = ms;
 			else if (c == O_MAX_RETRY) s.policy.max_delay_ms = ms;
 			else if (c == O_AGE) s.policy.max_age_ms = ms;
-			else so.timeout_ms = ms ? ms : 1;
+			else so.timeout_ms = ms ? (ms < 86400000 ? ms : 86400000) : 1;
 			break;
 		case O_RULES: so.rules_path = optarg; break;
 		case O_STRICT: co.strict = 1; break;
@@ -831,9 +947,8 @@ int volley_send(int argc, char **argv)
 	}
 	/* the window: what every session may have in flight, and as much
 	 * again queued so that a session never waits for the renderer */
-	s.njobs = (unsigned)(so.conns * (so.no_pipe ? 1 : so.inflight) * 2);
-	if (s.njobs > 65536)
-		s.njobs = 65536;
+	unsigned long long window = so.conns * (so.no_pipe ? 1 : so.inflight) * 2;
+	s.njobs = window > 65536 ? 65536 : (unsigned)window;
 	dc.queue_max = s.njobs;
 	s.jobs = calloc(s.njobs, sizeof *s.jobs);
 	s.free_slots = calloc(s.njobs, sizeof *s.free_slots);
@@ -879,6 +994,8 @@ int volley_send(int argc, char **argv)
 			s.stopping = 1;
 		if (inflight == 0 && (s.stopping || (s.csv_done && s.nheap == 0)))
 			break;
+		if (s.caps_changed)
+			apply_limits(&s);
 		int r = loop_run_once(s.loop, wait_ms);
 		if (r < 0) {
 			fprintf(stderr, "volley send: io_uring: %s\n", strerror(-r));
@@ -897,7 +1014,7 @@ int volley_send(int argc, char **argv)
 	delivery_log_sync(s.log);
 	print_summary(&s, (double)(mono_ns() - t0) / 1e9);
 
-	if (s.log_failed || s.nheap || !s.csv_done)
+	if (s.log_failed || s.unfinished || s.nheap || !s.csv_done)
 		rc = SEND_STOPPED;
 	else if (s.counts[OUTCOME_BOUNCED] || s.counts[OUTCOME_FAILED] || s.counts[OUTCOME_EXPIRED] ||
 		 s.counts[OUTCOME_INVALID] || s.skipped_undelivered)

@@ -205,6 +205,35 @@ def outcomes(t, s):
     t.check(r6.rc == 1 and '--relay' in r6.err, 'no --relay: exit 1 (usage)', r6)
 
 
+def relay_trouble(t, s):
+    """Trouble with the relay is no row's fault: a certificate that does
+    not verify stops the send (exit 4) with no row logged, and the same
+    send with --ca then delivers them all; a relay that does not answer
+    leaves every row waiting, none final."""
+    d = t.peerdir('relay')
+    many_rows(d, 50)
+    # (the fault rules answer a 4th message on a session with 421)
+    r = run_send(t, d, '--relay', s.url(), '--per-connection', '3')   # STARTTLS offered, no --ca
+    t.check(r.rc == 4 and 'certificate verify failed' in r.err and '(the send stops)' in r.err,
+            'an unverified certificate stops the send: exit 4, the reason on stderr', r)
+    t.eq([e for e in r.events if e['outcome'] != 'deferred'], [], 'no row is logged final for it', r)
+    r = run_send(t, d, '--relay', s.url(), '--ca', s.cert, '--per-connection', '3')
+    t.check(r.rc == 0 and r.n('delivered') == 50, 'with --ca, the same log: all 50 delivered (exit 0)', r)
+
+    port = vtest.peerlib.free_port()   # nothing listens there
+    d = t.peerdir('down')
+    many_rows(d, 50)
+    p = run_send(t, d, '--relay', 'smtp://127.0.0.1:%d' % port, '--retry-delay', '0.2', wait=False)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    r = Send(p.args, p.returncode, out.decode(), err.decode(), os.path.join(d, 'send.log'))
+    t.check(r.rc == 4 and 'rows wait and go again' in r.err,
+            'a relay that refuses connections: rows wait, SIGTERM stops with exit 4', r)
+    t.eq([e for e in r.events if e['outcome'] != 'deferred'], [],
+         'no row is logged final while the relay is unreachable', r)
+
+
 def many_rows(d, n, template=TEMPLATE):
     write(os.path.join(d, 't.tmpl'), template)
     with open(os.path.join(d, 'rows.csv'), 'w', newline='') as f:
@@ -323,6 +352,7 @@ def main(t):
                            ['--rules', FAULTS, '--maildir', os.path.join(t.work, 'maildir')]))
     s.maildir = os.path.join(t.work, 'maildir')
     outcomes(t, s)
+    relay_trouble(t, s)
     killed(t, t.volley, signal.SIGKILL, 'SIGKILL')
     killed(t, t.volley, signal.SIGTERM, 'SIGTERM')
     throttled(t)
