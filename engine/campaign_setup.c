@@ -67,6 +67,23 @@ void dkim_setup_free(struct dkim_setup *s)
 	s->nkey = 0;
 }
 
+int campaign_option(int c, const char *arg, struct campaign_opts *co, struct dkim_setup *ds,
+		    const char *cmd)
+{
+	switch (c) {
+	case CAMPAIGN_O_STRICT: co->strict = 1; return 1;
+	case CAMPAIGN_O_KEY: return dkim_setup_add(ds, DKIM_SETUP_KEY, arg, cmd) ? -1 : 1;
+	case CAMPAIGN_O_DOMAIN: return dkim_setup_add(ds, DKIM_SETUP_DOMAIN, arg, cmd) ? -1 : 1;
+	case CAMPAIGN_O_SELECTOR: return dkim_setup_add(ds, DKIM_SETUP_SELECTOR, arg, cmd) ? -1 : 1;
+	case CAMPAIGN_O_UNSUB_URL: co->unsubscribe_url = arg; return 1;
+	case CAMPAIGN_O_UNSUB_MAILTO: co->unsubscribe_mailto = arg; return 1;
+	case CAMPAIGN_O_MSGID: co->msgid_domain = arg; return 1;
+	case CAMPAIGN_O_8BIT: co->smtp_8bitmime = 1; return 1;
+	case CAMPAIGN_O_UTF8: co->smtputf8 = 1; return 1;
+	default: return 0;
+	}
+}
+
 int campaign_csv_bind(struct campaign_csv *c, const struct campaign_template *t,
 		      const char *const *names, const size_t *lens, size_t n)
 {

@@ -36,6 +36,32 @@ int dkim_setup_add(struct dkim_setup *s, enum dkim_setup_field f, const char *va
 int dkim_setup_load(struct dkim_setup *s, struct campaign_opts *o, char *err, size_t errlen);
 void dkim_setup_free(struct dkim_setup *s);
 
+/* The options every rendering command takes, as getopt_long codes above
+ * any single-letter one: CAMPAIGN_LONG_OPTIONS goes into a command's
+ * option table, campaign_option takes what getopt_long returns. */
+enum campaign_option_code {
+	CAMPAIGN_O_STRICT = 0x200, CAMPAIGN_O_KEY, CAMPAIGN_O_DOMAIN, CAMPAIGN_O_SELECTOR,
+	CAMPAIGN_O_UNSUB_URL, CAMPAIGN_O_UNSUB_MAILTO, CAMPAIGN_O_MSGID, CAMPAIGN_O_8BIT,
+	CAMPAIGN_O_UTF8,
+};
+
+#define CAMPAIGN_LONG_OPTIONS \
+	{ "strict", no_argument, 0, CAMPAIGN_O_STRICT }, \
+	{ "dkim-key", required_argument, 0, CAMPAIGN_O_KEY }, \
+	{ "dkim-domain", required_argument, 0, CAMPAIGN_O_DOMAIN }, \
+	{ "dkim-selector", required_argument, 0, CAMPAIGN_O_SELECTOR }, \
+	{ "unsubscribe-url", required_argument, 0, CAMPAIGN_O_UNSUB_URL }, \
+	{ "unsubscribe-mailto", required_argument, 0, CAMPAIGN_O_UNSUB_MAILTO }, \
+	{ "message-id-domain", required_argument, 0, CAMPAIGN_O_MSGID }, \
+	{ "8bitmime", no_argument, 0, CAMPAIGN_O_8BIT }, \
+	{ "smtputf8", no_argument, 0, CAMPAIGN_O_UTF8 }
+
+/* Takes option code c with its argument into co (and ds for the DKIM
+ * keys). Returns 1 when c is one of them, 0 when it is not, -1 when its
+ * value cannot be taken (said on stderr, naming cmd). */
+int campaign_option(int c, const char *arg, struct campaign_opts *co, struct dkim_setup *ds,
+		    const char *cmd);
+
 /* A CSV header bound to each piece of a template. */
 struct campaign_csv {
 	struct tpl_csv_binding *bindings;   /* one per piece */

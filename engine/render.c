@@ -152,22 +152,13 @@ done:
 
 int volley_render(int argc, char **argv)
 {
-	enum { O_TEMPLATE = 256, O_VARS, O_CSV, O_ROW, O_STRICT, O_KEY, O_DOMAIN, O_SELECTOR,
-	       O_UNSUB_URL, O_UNSUB_MAILTO, O_MSGID, O_8BIT, O_UTF8, O_DATE };
+	enum { O_TEMPLATE = 256, O_VARS, O_CSV, O_ROW, O_DATE };
 	static const struct option opts[] = {
 		{ "template", required_argument, 0, O_TEMPLATE },
 		{ "vars", required_argument, 0, O_VARS },
 		{ "csv", required_argument, 0, O_CSV },
 		{ "row", required_argument, 0, O_ROW },
-		{ "strict", no_argument, 0, O_STRICT },
-		{ "dkim-key", required_argument, 0, O_KEY },
-		{ "dkim-domain", required_argument, 0, O_DOMAIN },
-		{ "dkim-selector", required_argument, 0, O_SELECTOR },
-		{ "unsubscribe-url", required_argument, 0, O_UNSUB_URL },
-		{ "unsubscribe-mailto", required_argument, 0, O_UNSUB_MAILTO },
-		{ "message-id-domain", required_argument, 0, O_MSGID },
-		{ "8bitmime", no_argument, 0, O_8BIT },
-		{ "smtputf8", no_argument, 0, O_UTF8 },
+		CAMPAIGN_LONG_OPTIONS,
 		{ "date", required_argument, 0, O_DATE },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -196,19 +187,6 @@ int volley_render(int argc, char **argv)
 			has_row = 1;
 			break;
 		}
-		case O_STRICT: co.strict = 1; break;
-		case O_KEY:
-		case O_DOMAIN:
-		case O_SELECTOR:
-			if (dkim_setup_add(&ds, c == O_KEY ? DKIM_SETUP_KEY : c == O_DOMAIN
-					   ? DKIM_SETUP_DOMAIN : DKIM_SETUP_SELECTOR, optarg, "render"))
-				return RENDER_USAGE;
-			break;
-		case O_UNSUB_URL: co.unsubscribe_url = optarg; break;
-		case O_UNSUB_MAILTO: co.unsubscribe_mailto = optarg; break;
-		case O_MSGID: co.msgid_domain = optarg; break;
-		case O_8BIT: co.smtp_8bitmime = 1; break;
-		case O_UTF8: co.smtputf8 = 1; break;
 		case O_DATE:
 			if (parse_date(optarg, &now) != 0) {
 				fprintf(stderr, "volley render: --date %s: want seconds since 1970, "
@@ -220,8 +198,12 @@ int volley_render(int argc, char **argv)
 			fputs(render_usage, stdout);
 			return RENDER_OK;
 		default:
-			fputs(render_usage, stderr);
-			return RENDER_USAGE;
+			switch (campaign_option(c, optarg, &co, &ds, "render")) {
+			case 1: break;
+			case 0: fputs(render_usage, stderr); /* fall through */
+			default: return RENDER_USAGE;
+			}
+			break;
 		}
 	}
 	if (optind != argc || !template || (!vars == !csv)) {

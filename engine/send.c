@@ -735,8 +735,7 @@ int volley_send(int argc, char **argv)
 {
 	enum { O_TEMPLATE = 256, O_CSV, O_RELAY, O_LOG, O_TO_COL, O_FROM, O_SUPPRESS, O_CONNS,
 	       O_INFLIGHT, O_PER_CONN, O_RATE, O_ATTEMPTS, O_RETRY, O_MAX_RETRY, O_AGE, O_RULES,
-	       O_STRICT, O_KEY, O_DOMAIN, O_SELECTOR, O_UNSUB_URL, O_UNSUB_MAILTO, O_MSGID, O_8BIT,
-	       O_UTF8, O_EHLO, O_USER, O_PWFILE, O_MECH, O_PLAIN, O_CA, O_INSECURE, O_NOPIPE,
+	       O_EHLO, O_USER, O_PWFILE, O_MECH, O_PLAIN, O_CA, O_INSECURE, O_NOPIPE,
 	       O_NOCHUNK, O_TIMEOUT, O_DEBUG };
 	static const struct option opts[] = {
 		{ "template", required_argument, 0, O_TEMPLATE },
@@ -755,15 +754,7 @@ int volley_send(int argc, char **argv)
 		{ "max-retry-delay", required_argument, 0, O_MAX_RETRY },
 		{ "max-age", required_argument, 0, O_AGE },
 		{ "bounce-rules", required_argument, 0, O_RULES },
-		{ "strict", no_argument, 0, O_STRICT },
-		{ "dkim-key", required_argument, 0, O_KEY },
-		{ "dkim-domain", required_argument, 0, O_DOMAIN },
-		{ "dkim-selector", required_argument, 0, O_SELECTOR },
-		{ "unsubscribe-url", required_argument, 0, O_UNSUB_URL },
-		{ "unsubscribe-mailto", required_argument, 0, O_UNSUB_MAILTO },
-		{ "message-id-domain", required_argument, 0, O_MSGID },
-		{ "8bitmime", no_argument, 0, O_8BIT },
-		{ "smtputf8", no_argument, 0, O_UTF8 },
+		CAMPAIGN_LONG_OPTIONS,
 		{ "ehlo", required_argument, 0, O_EHLO },
 		{ "auth-user", required_argument, 0, O_USER },
 		{ "auth-password-file", required_argument, 0, O_PWFILE },
@@ -827,19 +818,6 @@ int volley_send(int argc, char **argv)
 			else so.timeout_ms = ms ? (ms < 86400000 ? ms : 86400000) : 1;
 			break;
 		case O_RULES: so.rules_path = optarg; break;
-		case O_STRICT: co.strict = 1; break;
-		case O_KEY:
-		case O_DOMAIN:
-		case O_SELECTOR:
-			if (dkim_setup_add(&ds, c == O_KEY ? DKIM_SETUP_KEY : c == O_DOMAIN
-					   ? DKIM_SETUP_DOMAIN : DKIM_SETUP_SELECTOR, optarg, "send"))
-				return SEND_USAGE;
-			break;
-		case O_UNSUB_URL: co.unsubscribe_url = optarg; break;
-		case O_UNSUB_MAILTO: co.unsubscribe_mailto = optarg; break;
-		case O_MSGID: co.msgid_domain = optarg; break;
-		case O_8BIT: co.smtp_8bitmime = 1; break;
-		case O_UTF8: co.smtputf8 = 1; break;
 		case O_EHLO: so.ehlo = optarg; break;
 		case O_USER: so.user = optarg; break;
 		case O_PWFILE: so.pwfile = optarg; break;
@@ -858,7 +836,13 @@ int volley_send(int argc, char **argv)
 		case O_NOCHUNK: so.no_chunk = 1; break;
 		case O_DEBUG: so.debug = 1; break;
 		case 'h': fputs(send_usage, stdout); return SEND_OK;
-		default: fputs(send_usage, stderr); return SEND_USAGE;
+		default:
+			switch (campaign_option(c, optarg, &co, &ds, "send")) {
+			case 1: break;
+			case 0: fputs(send_usage, stderr); /* fall through */
+			default: return SEND_USAGE;
+			}
+			break;
 		}
 	}
 	if (optind != argc || !s.template_path || !s.csv_path || !s.relay_text || !s.log_path) {
