@@ -68,19 +68,21 @@ void dkim_setup_free(struct dkim_setup *s)
 }
 
 int campaign_option(int c, const char *arg, struct campaign_opts *co, struct dkim_setup *ds,
-		    const char *cmd)
+		    const char *cmd, const char *usage)
 {
 	switch (c) {
-	case CAMPAIGN_O_STRICT: co->strict = 1; return 1;
-	case CAMPAIGN_O_KEY: return dkim_setup_add(ds, DKIM_SETUP_KEY, arg, cmd) ? -1 : 1;
-	case CAMPAIGN_O_DOMAIN: return dkim_setup_add(ds, DKIM_SETUP_DOMAIN, arg, cmd) ? -1 : 1;
-	case CAMPAIGN_O_SELECTOR: return dkim_setup_add(ds, DKIM_SETUP_SELECTOR, arg, cmd) ? -1 : 1;
-	case CAMPAIGN_O_UNSUB_URL: co->unsubscribe_url = arg; return 1;
-	case CAMPAIGN_O_UNSUB_MAILTO: co->unsubscribe_mailto = arg; return 1;
-	case CAMPAIGN_O_MSGID: co->msgid_domain = arg; return 1;
-	case CAMPAIGN_O_8BIT: co->smtp_8bitmime = 1; return 1;
-	case CAMPAIGN_O_UTF8: co->smtputf8 = 1; return 1;
-	default: return 0;
+	case CAMPAIGN_O_STRICT: co->strict = 1; return 0;
+	case CAMPAIGN_O_KEY: return dkim_setup_add(ds, DKIM_SETUP_KEY, arg, cmd);
+	case CAMPAIGN_O_DOMAIN: return dkim_setup_add(ds, DKIM_SETUP_DOMAIN, arg, cmd);
+	case CAMPAIGN_O_SELECTOR: return dkim_setup_add(ds, DKIM_SETUP_SELECTOR, arg, cmd);
+	case CAMPAIGN_O_UNSUB_URL: co->unsubscribe_url = arg; return 0;
+	case CAMPAIGN_O_UNSUB_MAILTO: co->unsubscribe_mailto = arg; return 0;
+	case CAMPAIGN_O_MSGID: co->msgid_domain = arg; return 0;
+	case CAMPAIGN_O_8BIT: co->smtp_8bitmime = 1; return 0;
+	case CAMPAIGN_O_UTF8: co->smtputf8 = 1; return 0;
+	default:
+		fputs(usage, stderr);
+		return -1;
 	}
 }
 

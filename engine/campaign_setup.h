@@ -57,10 +57,11 @@ enum campaign_option_code {
 	{ "smtputf8", no_argument, 0, CAMPAIGN_O_UTF8 }
 
 /* Takes option code c with its argument into co (and ds for the DKIM
- * keys). Returns 1 when c is one of them, 0 when it is not, -1 when its
- * value cannot be taken (said on stderr, naming cmd). */
+ * keys), for a command's getopt_long default case. Returns 0 when taken;
+ * -1 when c is no such option (usage then goes to stderr) or its value
+ * cannot be taken (said on stderr, naming cmd). */
 int campaign_option(int c, const char *arg, struct campaign_opts *co, struct dkim_setup *ds,
-		    const char *cmd);
+		    const char *cmd, const char *usage);
 
 /* A CSV header bound to each piece of a template. */
 struct campaign_csv {

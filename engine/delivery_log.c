@@ -1,5 +1,8 @@
-/* delivery_log: see delivery_log.h. jansson builds and reads the lines. */
+/* delivery_log: see delivery_log.h. Lines are written by hand into a buffer
+ * (no allocation per line) and read back with jansson. */
 #include "engine/delivery_log.h"
+#include "engine/line_append.h"
+#include "templates/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_LINE_MAX 65536   /* a reply's text is at most 4 KB: room to spare */
+#define LOG_BUF_SIZE (256u << 10)   /* lines waiting for delivery_log_flush */
+#define LOG_LINE_ROOM (64u << 10)   /* room a line may take: a reply's 4 KB escaped, and more */
 
 static const char *const outcome_names[OUTCOME_COUNT] = {
 	[OUTCOME_DELIVERED] = "delivered",
@@ -38,161 +42,228 @@ int delivery_outcome_by_name(const char *name)
 
 struct delivery_log {
 	int fd;
-	char *line;   /* LOG_LINE_MAX */
+	char *buf;               /* LOG_BUF_SIZE: whole lines, not yet written */
+	size_t used;
+	int overflow;            /* the line being written did not fit */
+	int64_t stamp_s;         /* the second stamp[] spells, or -1 */
+	char stamp[24];          /* "2026-12-07T23:40:01" */
 };
-
-/* A file whose last byte is not LF gets one. Returns 0 or -1 (errno). */
-static int end_last_line(int fd)
-{
-	char last;
-	off_t end = lseek(fd, 0, SEEK_END);
-
-	if (end <= 0)
-		return end < 0 ? -1 : 0;
-	if (pread(fd, &last, 1, end - 1) != 1)
-		return -1;
-	return last == '\n' || write(fd, "\n", 1) == 1 ? 0 : -1;
-}
 
 struct delivery_log *delivery_log_open(const char *path, char *err, size_t errlen)
 {
 	struct delivery_log *l = calloc(1, sizeof *l);
 
-	if (!l || !(l->line = malloc(LOG_LINE_MAX))) {
+	if (!l || !(l->buf = malloc(LOG_BUF_SIZE))) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		free(l);
 		return NULL;
 	}
-	l->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (l->fd < 0 || end_last_line(l->fd) != 0) {
+	l->stamp_s = -1;
+	l->fd = line_append_open(path);
+	if (l->fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		if (l->fd >= 0)
-			close(l->fd);
-		free(l->line);
+		free(l->buf);
 		free(l);
 		return NULL;
 	}
 	return l;
 }
 
+int delivery_log_flush(struct delivery_log *l)
+{
+	for (size_t done = 0; done < l->used;) {
+		ssize_t w = write(l->fd, l->buf + done, l->used - done);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			/* keep what was not written, for a later try */
+			memmove(l->buf, l->buf + done, l->used - done);
+			l->used -= done;
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	l->used = 0;
+	return 0;
+}
+
 void delivery_log_close(struct delivery_log *l)
 {
 	if (!l)
 		return;
+	delivery_log_flush(l);
 	close(l->fd);
-	free(l->line);
+	free(l->buf);
 	free(l);
 }
 
 int delivery_log_sync(struct delivery_log *l)
 {
+	if (delivery_log_flush(l) != 0)
+		return -1;
 	return fdatasync(l->fd);
 }
 
-/* Text as a JSON string: bytes that are not UTF-8 (a server's reply may
- * hold any) become '?'. */
-static json_t *text_value(const char *s, size_t n)
+/* ---- a line of JSON, written by hand: no allocation per line ---- */
+
+static void put(struct delivery_log *l, const char *s, size_t n)
 {
-	json_t *v = json_stringn(s, n);
-	if (v)
-		return v;
-	char *copy = malloc(n ? n : 1);
-	if (!copy)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		copy[i] = (unsigned char)s[i] >= 0x80 || s[i] == '\0' ? '?' : s[i];
-	v = json_stringn(copy, n);
-	free(copy);
-	return v;
+	if (l->used + n > LOG_BUF_SIZE) {
+		l->overflow = 1;
+		return;
+	}
+	memcpy(l->buf + l->used, s, n);
+	l->used += n;
 }
 
-static void set_text(json_t *o, const char *key, const char *s)
+/* s[0..n) as a JSON string's inside: quotes, backslashes and control bytes
+ * escaped; bytes of text that is not UTF-8 (a server's reply may hold
+ * any) become '?'. */
+static void put_escaped(struct delivery_log *l, const char *s, size_t n)
+{
+	int utf8 = utf8_check(s, n) == n;
+	size_t run = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || utf8))
+			continue;
+		put(l, s + run, i - run);
+		run = i + 1;
+		char esc[8];
+		if (c >= 0x80)
+			put(l, "?", 1);
+		else if (c == '"' || c == '\\')
+			put(l, (const char[]){ '\\', (char)c }, 2);
+		else if (c == '\n')
+			put(l, "\\n", 2);
+		else if (c == '\r')
+			put(l, "\\r", 2);
+		else if (c == '\t')
+			put(l, "\\t", 2);
+		else
+			put(l, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", c));
+	}
+	put(l, s + run, n - run);
+}
+
+/* ,"key": (the first key of a line passes first = 1) */
+static void put_key(struct delivery_log *l, const char *key, int first)
+{
+	put(l, first ? "{\"" : ",\"", 2);
+	put(l, key, strlen(key));
+	put(l, "\":", 2);
+}
+
+static void put_text(struct delivery_log *l, const char *key, const char *s, size_t n)
+{
+	put_key(l, key, 0);
+	put(l, "\"", 1);
+	put_escaped(l, s, n);
+	put(l, "\"", 1);
+}
+
+static void put_str(struct delivery_log *l, const char *key, const char *s)
 {
 	if (s)
-		json_object_set_new_nocheck(o, key, text_value(s, strlen(s)));
+		put_text(l, key, s, strlen(s));
 }
 
-/* "2026-12-07T23:40:01.123Z" */
-static json_t *time_value(int64_t ms)
+static void put_num(struct delivery_log *l, const char *key, long long v, int first)
 {
-	char buf[40];
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm))
-		return json_null();
-	size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(ms % 1000));
-	return json_string(buf);
+	char num[24];
+	put_key(l, key, first);
+	put(l, num, (size_t)snprintf(num, sizeof num, "%lld", v));
 }
 
-static int write_object(struct delivery_log *l, json_t *o)
+/* "2026-12-07T23:40:01.123Z", the second's part made once a second */
+static void put_time(struct delivery_log *l, const char *key, int64_t ms)
 {
-	size_t n = json_dumpb(o, l->line, LOG_LINE_MAX - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (n == 0 || n >= LOG_LINE_MAX - 1) {
-		errno = n ? EMSGSIZE : ENOMEM;
-		return -1;
+	char frac[8];
+	int64_t sec = ms / 1000;
+
+	if (sec != l->stamp_s) {
+		time_t t = (time_t)sec;
+		struct tm tm;
+		if (!gmtime_r(&t, &tm) || !strftime(l->stamp, sizeof l->stamp, "%Y-%m-%dT%H:%M:%S", &tm))
+			snprintf(l->stamp, sizeof l->stamp, "1970-01-01T00:00:00");
+		l->stamp_s = sec;
 	}
-	l->line[n++] = '\n';
-	for (size_t done = 0; done < n;) {
-		ssize_t w = write(l->fd, l->line + done, n - done);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		done += (size_t)w;
-	}
-	return 0;
+	put_key(l, key, 0);
+	put(l, "\"", 1);
+	put(l, l->stamp, strlen(l->stamp));
+	put(l, frac, (size_t)snprintf(frac, sizeof frac, ".%03dZ\"", (int)(ms % 1000)));
+}
+
+/* Ends the line begun at start: kept whole, or taken back whole. */
+static int end_line(struct delivery_log *l, size_t start)
+{
+	put(l, "}\n", 2);
+	if (!l->overflow && l->used - start <= LOG_LINE_ROOM)
+		return 0;
+	l->used = start;
+	l->overflow = 0;
+	errno = EMSGSIZE;
+	return -1;
+}
+
+/* Room for a line: what waits goes to the file first when it is short. */
+static int make_room(struct delivery_log *l)
+{
+	return LOG_BUF_SIZE - l->used >= LOG_LINE_ROOM ? 0 : delivery_log_flush(l);
 }
 
 int delivery_log_start(struct delivery_log *l, const char *csv, const char *template_path,
 		       int64_t time_ms)
 {
 	char abs_csv[PATH_MAX], abs_tmpl[PATH_MAX];
-	json_t *o = json_object();
 
-	if (!o)
+	if (make_room(l) != 0)
 		return -1;
-	json_object_set_new_nocheck(o, "event", json_string("start"));
-	set_text(o, "csv", realpath(csv, abs_csv) ? abs_csv : csv);
-	set_text(o, "template", realpath(template_path, abs_tmpl) ? abs_tmpl : template_path);
-	json_object_set_new_nocheck(o, "time", time_value(time_ms));
-	return write_object(l, o);
+	size_t start = l->used;
+	put_key(l, "event", 1);
+	put(l, "\"start\"", 7);
+	put_str(l, "csv", realpath(csv, abs_csv) ? abs_csv : csv);
+	put_str(l, "template", realpath(template_path, abs_tmpl) ? abs_tmpl : template_path);
+	put_time(l, "time", time_ms);
+	if (end_line(l, start) != 0)
+		return -1;
+	return delivery_log_flush(l);
 }
 
 int delivery_log_write(struct delivery_log *l, const struct delivery_event *e)
 {
-	json_t *o = json_object();
-
-	if (!o)
+	if (make_room(l) != 0)
 		return -1;
-	json_object_set_new_nocheck(o, "row", json_integer((json_int_t)e->row));
-	json_object_set_new_nocheck(o, "line", json_integer((json_int_t)e->line));
-	json_object_set_new_nocheck(o, "offset", json_integer((json_int_t)e->offset));
-	set_text(o, "rcpt", e->rcpt);
-	json_object_set_new_nocheck(o, "attempt", json_integer(e->attempt));
-	json_object_set_new_nocheck(o, "outcome", json_string(delivery_outcome_name(e->outcome)));
+	size_t start = l->used;
+	put_num(l, "row", (long long)e->row, 1);
+	put_num(l, "line", (long long)e->line, 0);
+	put_num(l, "offset", (long long)e->offset, 0);
+	put_str(l, "rcpt", e->rcpt);
+	put_num(l, "attempt", e->attempt, 0);
+	put_str(l, "outcome", delivery_outcome_name(e->outcome));
 	if (e->code > 0)
-		json_object_set_new_nocheck(o, "code", json_integer(e->code));
+		put_num(l, "code", e->code, 0);
 	if (e->enhanced && e->enhanced[0])
-		set_text(o, "enhanced", e->enhanced);
+		put_str(l, "enhanced", e->enhanced);
 	if (e->text)
-		json_object_set_new_nocheck(o, "text", text_value(e->text, e->text_len));
-	set_text(o, "phase", e->phase);
-	set_text(o, "class", e->cls);
-	set_text(o, "action", e->action);
-	set_text(o, "rule", e->rule);
-	set_text(o, "relay", e->relay);
-	set_text(o, "tls", e->tls);
-	if (e->latency_ms >= 0)
-		json_object_set_new_nocheck(o, "latency_ms", json_real((double)(int64_t)(e->latency_ms * 10) / 10));
-	set_text(o, "message_id", e->message_id);
-	json_object_set_new_nocheck(o, "time", time_value(e->time_ms));
+		put_text(l, "text", e->text, e->text_len);
+	put_str(l, "phase", e->phase);
+	put_str(l, "class", e->cls);
+	put_str(l, "action", e->action);
+	put_str(l, "rule", e->rule);
+	put_str(l, "relay", e->relay);
+	put_str(l, "tls", e->tls);
+	if (e->latency_ms >= 0) {
+		char num[32];
+		put_key(l, "latency_ms", 0);
+		put(l, num, (size_t)snprintf(num, sizeof num, "%.1f", e->latency_ms));
+	}
+	put_str(l, "message_id", e->message_id);
+	put_time(l, "time", e->time_ms);
 	if (e->retry_at_ms > 0)
-		json_object_set_new_nocheck(o, "retry_at", time_value(e->retry_at_ms));
-	return write_object(l, o);
+		put_time(l, "retry_at", e->retry_at_ms);
+	return end_line(l, start);
 }
 
 /* "2026-12-07T23:40:01.123Z" back to ms since 1970, or -1. */

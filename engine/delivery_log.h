@@ -15,9 +15,10 @@
  *    "retry_at":"2026-12-07T23:41:01.123Z"}
  *
  * Keys without a value for an outcome are left out (a suppressed row has no
- * code). Each line goes to the file in one write(2) on a file opened with
- * O_APPEND, so a killed process leaves whole lines; delivery_log_sync makes
- * them durable. */
+ * code). Lines wait in a buffer until delivery_log_flush (a send flushes
+ * once per loop iteration, so at most the lines of one iteration are lost
+ * to a kill, and their rows go again), then go in whole-line writes to a
+ * file opened with O_APPEND; delivery_log_sync makes them durable. */
 #ifndef VOLLEY_DELIVERY_LOG_H
 #define VOLLEY_DELIVERY_LOG_H
 
@@ -72,12 +73,16 @@ struct delivery_log;
  * (a crash in the middle of a write) is ended first, so the next line
  * stands alone. Returns NULL with the reason in err. */
 struct delivery_log *delivery_log_open(const char *path, char *err, size_t errlen);
-/* Writes the "start" line: the files a send reads. */
+/* Writes the "start" line (the files a send reads) and flushes. */
 int delivery_log_start(struct delivery_log *l, const char *csv, const char *template_path,
 		       int64_t time_ms);
-/* Appends e. Returns 0, or -1 with errno (the disk is full...). */
+/* Appends e to the buffer (flushing first when it is nearly full).
+ * Returns 0, or -1 with errno (a line too long, or the flush failed). */
 int delivery_log_write(struct delivery_log *l, const struct delivery_event *e);
-/* fdatasync. Returns 0 or -1 with errno. */
+/* Writes the waiting lines. Returns 0, or -1 with errno (what was not
+ * written waits for the next try). */
+int delivery_log_flush(struct delivery_log *l);
+/* Flushes, then fdatasync. Returns 0 or -1 with errno. */
 int delivery_log_sync(struct delivery_log *l);
 void delivery_log_close(struct delivery_log *l);
 

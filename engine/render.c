@@ -198,11 +198,8 @@ int volley_render(int argc, char **argv)
 			fputs(render_usage, stdout);
 			return RENDER_OK;
 		default:
-			switch (campaign_option(c, optarg, &co, &ds, "render")) {
-			case 1: break;
-			case 0: fputs(render_usage, stderr); /* fall through */
-			default: return RENDER_USAGE;
-			}
+			if (campaign_option(c, optarg, &co, &ds, "render", render_usage) != 0)
+				return RENDER_USAGE;
 			break;
 		}
 	}

@@ -251,7 +251,8 @@ static int session_phase(enum smtp_phase p)
  * relay's trouble is printed, at most every few seconds). A 5xx there (a
  * refused AUTH, a 554 greeting) will not mend by waiting: the send stops,
  * resumable once the setup is fixed. */
-static void relay_failed(struct send *s, struct send_job *j, const struct smtp_outcome *o)
+static void relay_failed(struct send *s, struct send_job *j, const struct smtp_outcome *o,
+			 struct delivery_event *e)
 {
 	const struct smtp_reply *r = o->reply;
 	uint64_t now_ms = loop_now_ms(s->loop);
@@ -272,15 +273,10 @@ static void relay_failed(struct send *s, struct send_job *j, const struct smtp_o
 	int64_t now = wall_ms(), at = now;
 	/* not counted: the schedule of the attempts made so far */
 	if (!retry_next(&s->policy, j->attempt - 1, j->first_ms, now, &at)) {
-		struct delivery_event e = {
-			.row = j->row, .line = j->line, .offset = j->offset, .rcpt = j->rcpt,
-			.attempt = j->attempt - 1, .outcome = OUTCOME_EXPIRED,
-			.code = r ? r->code : 0, .enhanced = r ? r->enhanced : NULL,
-			.text = r ? r->text : NULL, .text_len = r ? r->text_len : 0,
-			.phase = smtp_phase_name(o->phase), .relay = s->relay_text, .latency_ms = -1,
-			.message_id = j->message_id,
-		};
-		log_event(s, &e);
+		e->attempt = j->attempt - 1;
+		e->outcome = OUTCOME_EXPIRED;
+		e->latency_ms = -1;
+		log_event(s, e);
 		return;
 	}
 	struct retry_item it = { at, j->first_ms, j->row, j->line, j->offset, j->attempt - 1 };
@@ -298,8 +294,8 @@ static void on_rcpt_done(void *user, const struct pool_outcome *po)
 	const struct smtp_reply *r = o->reply;
 	struct reply_verdict v = { 0 };
 	struct delivery_event e = {
-		.row = j->row, .line = j->line, .rcpt = j->rcpt, .attempt = j->attempt,
-		.code = r ? r->code : 0, .enhanced = r ? r->enhanced : NULL,
+		.row = j->row, .line = j->line, .offset = j->offset, .rcpt = j->rcpt,
+		.attempt = j->attempt, .code = r ? r->code : 0, .enhanced = r ? r->enhanced : NULL,
 		.text = r ? r->text : NULL, .text_len = r ? r->text_len : 0,
 		.phase = smtp_phase_name(o->phase), .relay = s->relay_text, .tls = po->tls_version,
 		.latency_ms = (double)(mono_ns() - j->submit_ns) / 1e6,
@@ -307,9 +303,8 @@ static void on_rcpt_done(void *user, const struct pool_outcome *po)
 	};
 
 	j->reported = 1;
-	e.offset = j->offset;
 	if (o->status != SMTP_STATUS_OK && session_phase(o->phase)) {
-		relay_failed(s, j, o);
+		relay_failed(s, j, o, &e);
 		return;
 	}
 	if (o->status == SMTP_STATUS_OK) {
@@ -837,11 +832,8 @@ int volley_send(int argc, char **argv)
 		case O_DEBUG: so.debug = 1; break;
 		case 'h': fputs(send_usage, stdout); return SEND_OK;
 		default:
-			switch (campaign_option(c, optarg, &co, &ds, "send")) {
-			case 1: break;
-			case 0: fputs(send_usage, stderr); /* fall through */
-			default: return SEND_USAGE;
-			}
+			if (campaign_option(c, optarg, &co, &ds, "send", send_usage) != 0)
+				return SEND_USAGE;
 			break;
 		}
 	}
@@ -981,6 +973,13 @@ int volley_send(int argc, char **argv)
 		if (s.caps_changed)
 			apply_limits(&s);
 		int r = loop_run_once(s.loop, wait_ms);
+		/* the outcomes of this iteration reach the file before their
+		 * slots take new rows: a kill then loses at most a window */
+		if (delivery_log_flush(s.log) != 0 && !s.log_failed) {
+			fprintf(stderr, "volley send: %s: %s: stopping\n", s.log_path, strerror(errno));
+			s.log_failed = 1;
+			s.stopping = 1;
+		}
 		if (r < 0) {
 			fprintf(stderr, "volley send: io_uring: %s\n", strerror(-r));
 			s.stopping = 1;

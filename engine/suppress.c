@@ -1,5 +1,6 @@
 /* suppress: see suppress.h. */
 #include "engine/suppress.h"
+#include "engine/line_append.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -194,18 +195,8 @@ int suppress_add(struct suppress *sp, const char *addr, size_t len)
 	int added = insert(sp, addr, len);
 	if (added <= 0 || !sp->path)
 		return added;
-	if (sp->fd < 0) {
-		sp->fd = open(sp->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-		if (sp->fd < 0)
-			return -1;
-		/* a file whose last line has no LF: end it, or the next address
-		 * would be glued to it */
-		char last;
-		off_t end = lseek(sp->fd, 0, SEEK_END);
-		if (end > 0 && pread(sp->fd, &last, 1, end - 1) == 1 && last != '\n' &&
-		    write(sp->fd, "\n", 1) != 1)
-			return -1;
-	}
+	if (sp->fd < 0 && (sp->fd = line_append_open(sp->path)) < 0)
+		return -1;
 	char line[SUPPRESS_ADDR_MAX + 2];
 	memcpy(line, addr, len);
 	line[len] = '\n';
